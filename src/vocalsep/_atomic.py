@@ -1,0 +1,24 @@
+"""Atomic file output: write to a hidden temporary file beside the target, then rename."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def temp_beside(path: Path) -> Path:
+    """A new empty hidden file in ``path``'s folder (created if needed), with the umask's permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return Path(tmp)
+
+
+def publish(tmp: Path, path: Path) -> Path:
+    """Rename the finished temporary file onto ``path``."""
+    os.replace(tmp, path)
+    return path

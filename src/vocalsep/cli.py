@@ -1,0 +1,325 @@
+"""The ``vocalsep`` command line: a thin face over the library.
+
+Heavy imports (PyTorch, decoders) happen inside the command that needs them,
+so ``vocalsep --help`` answers at once.  Exit codes: 0 all inputs done,
+1 some inputs failed (each named with its reason), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("vocalsep")
+
+
+class UsageError(Exception):
+    """Wrong arguments: exit code 2."""
+
+
+def _stems(text: str) -> list[str]:
+    stems = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in stems if s not in ("vocals", "accompaniment")]
+    if bad or not stems:
+        raise argparse.ArgumentTypeError(f"unknown stem(s) {bad or text!r}; choose from vocals, accompaniment")
+    return stems
+
+
+def _nonneg(text: str) -> float:
+    v = float(text)
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a non-negative number of seconds")
+    return v
+
+
+def _positive(text: str) -> float:
+    v = float(text)
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return v
+
+
+def _jobs(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError("--jobs must be at least 1")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vocalsep",
+        description="Separate songs into singing voice and accompaniment with the U-Net of Jansson et al. (ISMIR 2017).",
+    )
+    parser.add_argument("--version", action="version", version=f"vocalsep {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, errors only")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("separate", help="separate audio files into stems", description="Separate audio files into stems.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, or folders (searched recursively)")
+    p.add_argument("-o", "--outdir", default="separated", help="output folder (default: ./separated)")
+    p.add_argument("-m", "--model", action="append", metavar="NAME|PATH",
+                   help="registered model name, a .safetensors model file or a folder of them; repeat to combine a vocal and an accompaniment model (default: the installed default model)")
+    p.add_argument("--stems", type=_stems, default=["vocals", "accompaniment"], help="comma-separated stems to write (default: vocals,accompaniment)")
+    p.add_argument("--format", dest="fmt", choices=["wav", "flac", "mp3"], default="wav", help="output format (default: wav)")
+    p.add_argument("--bit-depth", choices=["16", "24", "32", "float"], default="16", help="sample format of WAV/FLAC outputs (default: 16)")
+    p.add_argument("--offset", type=_nonneg, default=0.0, metavar="S", help="start this many seconds into each input")
+    p.add_argument("--duration", type=_positive, default=None, metavar="S", help="separate at most this many seconds")
+    p.add_argument("--stream", type=int, default=0, metavar="N", help="audio stream of multi-stream files (MUSDB18 .stem.mp4: 0 = mixture)")
+    p.add_argument("--filename", default="{track}/{stem}.{ext}", help="output path template inside OUTDIR (default: {track}/{stem}.{ext})")
+    p.add_argument("--fullband", choices=["interpolate", "bandlimited"], default=None, help="how full-band stems are formed from the model's 0-4 kHz masks (default: interpolate)")
+    p.add_argument("--high-band", choices=["edge", "zero", "one"], default=None, help="mask above the modelled band (default: edge)")
+    p.add_argument("--complement", action="store_true", help="mixture-consistent stems: accompaniment = mixture - vocals")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the network runs (default: cpu)")
+    p.add_argument("-j", "--jobs", type=_jobs, default=1, metavar="N", help="files separated in parallel (default: 1)")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(func=cmd_separate)
+
+    p = sub.add_parser("info", help="print a model's facts", description="Print a model's facts.")
+    p.add_argument("model", metavar="MODEL", help="registered model name, model file or folder")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("models", help="list the installed models", description="List the installed models.")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def _configure_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING
+    logging.basicConfig(level=level, format="vocalsep: %(message)s", stream=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: 0 for --help/--version, 2 for usage errors
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    _configure_logging(args.verbose, args.quiet)
+    from .errors import VocalsepError
+
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"vocalsep: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except VocalsepError as exc:
+        print(f"vocalsep: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("vocalsep: interrupted", file=sys.stderr)
+        return 130
+
+
+# -- separate
+
+def collect_inputs(items: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files to separate (folders searched recursively, in sorted order) and (item, reason) for bad items."""
+    from .audio import is_audio_file
+
+    files: list[Path] = []
+    bad: list[tuple[str, str]] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and is_audio_file(f) and not f.name.startswith("."))
+            if not found:
+                bad.append((item, "folder contains no audio files"))
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        else:
+            bad.append((item, "no such file or folder"))
+    unique = list(dict.fromkeys(files))
+    return unique, bad
+
+
+def _separator_options(args):
+    from .separator import SeparationOptions
+
+    changes = {}
+    if args.fullband:
+        changes["fullband"] = args.fullband
+    if args.high_band:
+        changes["high_band"] = args.high_band
+    if args.complement:
+        changes["complement"] = True
+    return SeparationOptions(**changes)
+
+
+def _load_separator(args):
+    from .errors import ModelError
+    from .separator import Separator
+
+    try:
+        return Separator.from_pretrained(args.model or "default", _separator_options(args), device=args.device)
+    except ModelError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _separate_one(sep, path: Path, args, inputs: list[Path], progress=None) -> tuple[str, str]:
+    """('done'|'skipped'|'failed', message) for one input."""
+    from .errors import VocalsepError
+
+    try:
+        written = sep.separate_file(
+            path, args.outdir, stems=args.stems, fmt=args.fmt, bit_depth=args.bit_depth, filename=args.filename,
+            offset=args.offset, duration=args.duration, stream=args.stream, force=args.force, progress=progress,
+            protected=inputs,
+        )
+    except VocalsepError as exc:
+        return "failed", str(exc)
+    except (OSError, RuntimeError, ValueError) as exc:
+        return "failed", f"{path}: {type(exc).__name__}: {exc}"
+    if not written:
+        return "skipped", f"{path}: outputs exist (use --force to overwrite)"
+    return "done", ", ".join(str(p) for p in written.values())
+
+
+_WORKER = {}
+
+
+def _worker_init(args, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    _configure_logging(args.verbose, True)
+    _WORKER["sep"] = _load_separator(args)
+    _WORKER["args"] = args
+
+
+def _worker_run(path: Path, inputs: list[Path]):
+    return _separate_one(_WORKER["sep"], path, _WORKER["args"], inputs)
+
+
+def cmd_separate(args) -> int:
+    from .separator import output_paths
+
+    start = time.perf_counter()
+    files, bad = collect_inputs(args.inputs)
+    for item, reason in bad:
+        print(f"vocalsep: error: {item}: {reason}", file=sys.stderr)
+    try:  # check the template before any work
+        output_paths("track.wav", args.outdir, args.stems, args.fmt, args.filename)
+    except Exception as exc:  # noqa: BLE001
+        raise UsageError(str(exc)) from None
+    # two inputs must not write the same outputs
+    seen: dict[Path, Path] = {}
+    unique: list[Path] = []
+    for f in files:
+        target = output_paths(f, args.outdir, args.stems[:1], args.fmt, args.filename)[args.stems[0]]
+        if target in seen:
+            bad.append((str(f), f"its outputs would collide with those of {seen[target]}; use --filename with more detail"))
+            print(f"vocalsep: error: {f}: its outputs would collide with those of {seen[target]}", file=sys.stderr)
+            continue
+        seen[target] = f
+        unique.append(f)
+    if not unique:
+        if not bad:
+            raise UsageError("no input files")
+        return EXIT_FAILED
+    results: list[tuple[Path, str, str]] = []
+    show = not args.quiet and sys.stderr.isatty() or os.environ.get("VOCALSEP_PROGRESS") == "1"
+    from tqdm import tqdm
+
+    if args.jobs == 1 or len(unique) == 1:
+        sep = _load_separator(args)
+        from .audio import AudioReader
+        from .errors import AudioError
+
+        for f in unique:
+            try:
+                total = AudioReader(f, stream=args.stream, offset=args.offset, duration=args.duration).frames
+            except AudioError:
+                total = None
+            with tqdm(total=total, desc=f.name[:30], unit="sample", unit_scale=True, disable=not show, leave=False) as bar:
+                status, msg = _separate_one(sep, f, args, unique, progress=bar.update)
+            if status == "failed":
+                print(f"vocalsep: error: {msg}", file=sys.stderr)
+            elif args.verbose:
+                print(f"vocalsep: {status}: {msg}", file=sys.stderr)
+            results.append((f, status, msg))
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        _load_separator(args)  # fail fast on a bad model, before starting workers
+        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_worker_init, initargs=(args, threads)) as pool:
+            futures = {pool.submit(_worker_run, f, unique): f for f in unique}
+            with tqdm(total=len(unique), unit="file", disable=not show) as bar:
+                from concurrent.futures import as_completed
+
+                for fut in as_completed(futures):
+                    f = futures[fut]
+                    status, msg = fut.result()
+                    if status == "failed":
+                        tqdm.write(f"vocalsep: error: {msg}", file=sys.stderr)
+                    results.append((f, status, msg))
+                    bar.update(1)
+    done = sum(1 for r in results if r[1] == "done")
+    skipped = sum(1 for r in results if r[1] == "skipped")
+    failed = sum(1 for r in results if r[1] == "failed") + len(bad)
+    elapsed = time.perf_counter() - start
+    if not args.quiet:
+        print(f"vocalsep: {done} separated, {skipped} skipped, {failed} failed in {elapsed:.1f} s -> {args.outdir}", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+# -- info / models
+
+def cmd_info(args) -> int:
+    import hashlib
+    import json
+
+    from .checkpoint import load_checkpoint
+    from .model import count_parameters
+    from .models import resolve_model
+
+    name, paths = resolve_model(args.model)
+    print(f"model: {name}")
+    for path in paths:
+        ck = load_checkpoint(path)
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+        p = ck.preset
+        print(f"\n{path}")
+        print(f"  target:        {ck.target}")
+        print(f"  preset:        {p.name}: {p.sample_rate} Hz, STFT {p.n_fft}/{p.hop}, {p.bins} bins (0-{p.max_frequency:.0f} Hz), patches of {p.patch_frames} frames")
+        u = p.unet
+        print(f"  network:       {'U-Net' if u.skip else 'baseline encoder-decoder (no skips)'}, channels {list(u.channels)}, kernel {u.kernel_size}, stride {u.stride}, input norm {u.input_norm}")
+        print(f"  parameters:    {count_parameters(ck.model):,}")
+        print(f"  file:          {Path(path).stat().st_size / 1e6:.1f} MB, sha256 {digest}..., written by vocalsep {ck.version}")
+        if ck.training:
+            print("  training:      " + json.dumps(ck.training, sort_keys=True, indent=None)[:2000])
+        else:
+            print("  training:      (no training facts recorded)")
+    return EXIT_OK
+
+
+def cmd_models(args) -> int:
+    from .models import DEFAULT_MODEL, available_models
+
+    found = available_models()
+    if not found:
+        print("no models are installed in this vocalsep build")
+        return EXIT_OK
+    for name, files in found.items():
+        mark = " (default)" if name == DEFAULT_MODEL else ""
+        print(f"{name}{mark}: " + ", ".join(f.name for f in files))
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

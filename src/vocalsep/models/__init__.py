@@ -1,0 +1,65 @@
+"""Model registry: trained models shipped inside the package.
+
+Each registered model is a folder ``vocalsep/models/<name>/`` holding one
+``.safetensors`` checkpoint per target.  ``default`` names the model used when
+no ``--model`` is given.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import ModelError
+
+MODELS_DIR = Path(__file__).resolve().parent
+DEFAULT_MODEL = "default"
+
+
+def available_models() -> dict[str, list[Path]]:
+    """Registered model names and their checkpoint files."""
+    found = {}
+    for d in sorted(MODELS_DIR.iterdir()):
+        if d.is_dir() and not d.name.startswith(("_", ".")):
+            files = sorted(d.glob("*.safetensors"))
+            if files:
+                found[d.name] = files
+    return found
+
+
+def no_default_message() -> str:
+    return (
+        "no default model is installed in this vocalsep build; "
+        "pass a trained model with --model PATH (a .safetensors file or a folder of them), "
+        "or train one with 'vocalsep train' once training ships"
+    )
+
+
+def resolve_model(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[str, list[Path]]:
+    """(display name, checkpoint files) for a registered name, a folder, a file, or a list of files."""
+    if isinstance(spec, (list, tuple)):
+        if len(spec) == 1:
+            return resolve_model(spec[0])
+        paths: list[Path] = []
+        for item in spec:
+            paths.extend(resolve_model(item)[1])
+        return "+".join(Path(p).stem for p in paths), paths
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(path.glob("*.safetensors"))
+        if not files:
+            raise ModelError(f"{path}: folder holds no .safetensors model files")
+        return path.name, files
+    if path.is_file():
+        return path.stem, [path]
+    name = os.fspath(spec)
+    registry = available_models()
+    if name in registry:
+        return name, registry[name]
+    if name == DEFAULT_MODEL:
+        raise ModelError(no_default_message())
+    if any(sep in name for sep in ("/", os.sep)) or name.endswith(".safetensors"):
+        raise ModelError(f"{name}: no such model file or folder")
+    known = ", ".join(sorted(registry)) or "none installed"
+    raise ModelError(f"unknown model {name!r} (installed models: {known}); pass a path to a .safetensors file or folder")

@@ -1,0 +1,144 @@
+"""STFT and inverse STFT with one shared window, and mask interpolation.
+
+Shapes (fixed names used throughout vocalsep):
+
+- waveform: ``(..., samples)``
+- complex spectrogram: ``(..., freqs, frames)`` with ``freqs = n_fft // 2 + 1``
+- frame ``j`` is centred on sample ``j * hop`` (``center=True``, zero padding),
+  so a signal of ``n`` samples has ``n // hop + 1`` frames.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class STFT:
+    """Short-time Fourier transform with a periodic Hann window.
+
+    ``forward`` and ``inverse`` use the same window, and ``inverse`` divides by
+    the summed squared window (least-squares overlap-add), so that
+    ``inverse(forward(x), len(x)) == x`` up to float rounding whenever the
+    windows overlap (``hop < n_fft``).
+    """
+
+    def __init__(self, n_fft: int, hop: int):
+        if hop > n_fft or hop <= 0:
+            raise ValueError(f"hop must be in (0, n_fft], got n_fft={n_fft} hop={hop}")
+        self.n_fft = int(n_fft)
+        self.hop = int(hop)
+        self._windows: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+    @property
+    def freqs(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def window(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        key = (device, dtype)
+        if key not in self._windows:
+            self._windows[key] = torch.hann_window(self.n_fft, periodic=True, dtype=dtype, device=device)
+        return self._windows[key]
+
+    def frames(self, samples: int) -> int:
+        return samples // self.hop + 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(..., samples)`` float -> ``(..., freqs, frames)`` complex."""
+        shape = x.shape
+        flat = x.reshape(-1, shape[-1])
+        spec = torch.stft(
+            flat,
+            self.n_fft,
+            self.hop,
+            window=self.window(x.device, x.dtype),
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
+        )
+        return spec.reshape(*shape[:-1], *spec.shape[-2:])
+
+    def inverse(self, spec: torch.Tensor, length: int) -> torch.Tensor:
+        """``(..., freqs, frames)`` complex -> ``(..., length)`` float."""
+        shape = spec.shape
+        flat = spec.reshape(-1, *shape[-2:])
+        real_dtype = spec.real.dtype if spec.is_complex() else spec.dtype
+        y = torch.istft(
+            flat,
+            self.n_fft,
+            self.hop,
+            window=self.window(spec.device, real_dtype),
+            center=True,
+            length=length,
+        )
+        return y.reshape(*shape[:-2], length)
+
+
+def _lerp_axis(x: torch.Tensor, positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """Linear interpolation of ``x`` along ``dim`` at fractional ``positions``.
+
+    Positions outside ``[0, size - 1]`` take the edge value.
+    """
+    size = x.shape[dim]
+    pos = positions.clamp(0, size - 1)
+    i0 = pos.floor().long().clamp(0, size - 1)
+    i1 = (i0 + 1).clamp(max=size - 1)
+    w = (pos - i0.to(pos.dtype)).to(x.dtype)
+    a = x.index_select(dim, i0)
+    b = x.index_select(dim, i1)
+    view = [1] * x.dim()
+    view[dim] = -1
+    return torch.lerp(a, b, w.view(view))
+
+
+def interpolate_mask(
+    mask: torch.Tensor,
+    *,
+    src_rate: int,
+    src_n_fft: int,
+    src_hop: int,
+    dst_rate: int,
+    dst_n_fft: int,
+    dst_hop: int,
+    dst_frames: int,
+    high: str | float = "edge",
+    edge_hz: float = 1000.0,
+) -> torch.Tensor:
+    """Map a mask from one STFT grid onto another by time and frequency in Hz.
+
+    ``mask``: ``(..., src_bins, src_frames)`` on the grid of an STFT with
+    ``src_n_fft``/``src_hop`` at ``src_rate`` (``src_bins`` may be fewer than
+    ``src_n_fft // 2 + 1``: the modelled band).  Returns ``(..., dst_n_fft // 2 + 1,
+    dst_frames)``, bilinear in (seconds, Hz) between the bin and frame
+    centres.  Bins above the highest modelled frequency get, per frame:
+
+    - ``"edge"``: the mean of the mask over the top ``edge_hz`` of the modelled band;
+    - ``"zero"`` / ``"one"`` or a number: that constant.
+    """
+    src_bins, src_frames = mask.shape[-2], mask.shape[-1]
+    device = mask.device
+    dst_freqs = dst_n_fft // 2 + 1
+    # time: destination frame centres, in source frame units
+    t = torch.arange(dst_frames, device=device, dtype=torch.float64) * (dst_hop / dst_rate) / (src_hop / src_rate)
+    m = _lerp_axis(mask, t.clamp(max=src_frames - 1), mask.dim() - 1)
+    # frequency: destination bin centres, in source bin units
+    f = torch.arange(dst_freqs, device=device, dtype=torch.float64) * (dst_rate / dst_n_fft) / (src_rate / src_n_fft)
+    top = src_bins - 1
+    inside = int((f <= top + 1e-9).sum())
+    out = _lerp_axis(m, f[:inside], m.dim() - 2)
+    if inside == dst_freqs:
+        return out
+    n_high = dst_freqs - inside
+    if high == "edge":
+        k = max(1, int(round(edge_hz / (src_rate / src_n_fft))))
+        fill = m[..., src_bins - k :, :].mean(dim=-2, keepdim=True)
+    elif high == "zero":
+        fill = m.new_zeros(*m.shape[:-2], 1, m.shape[-1])
+    elif high == "one":
+        fill = m.new_ones(*m.shape[:-2], 1, m.shape[-1])
+    elif isinstance(high, (int, float)) and not isinstance(high, bool) and math.isfinite(high):
+        fill = m.new_full((*m.shape[:-2], 1, m.shape[-1]), float(high))
+    else:
+        raise ValueError(f"unknown high-band rule {high!r}")
+    return torch.cat([out, fill.expand(*m.shape[:-2], n_high, m.shape[-1])], dim=-2)
