@@ -248,11 +248,22 @@ class Separator:
         return {s: out[s] for s in stems}
 
     def segment_samples(self, sample_rate: int) -> tuple[int, int]:
-        """(segment, overlap) in samples at ``sample_rate``."""
+        """(segment, overlap) in samples at ``sample_rate``.
+
+        A segment holds at most ``segment_frames`` model frames.  Where the
+        rate allows it, the step between segments is a whole number of model
+        hops at a whole number of input samples (0.75 s at 44.1 kHz), so that
+        every segment sees the same STFT frame grid as the whole file would.
+        """
         p, o = self.preset, self.options
         segment = int((o.segment_frames - 1) * p.hop * sample_rate // p.sample_rate)
         overlap = min(int(round(o.overlap * sample_rate)), segment // 2)
-        return segment, overlap
+        step = segment - overlap
+        hops = p.sample_rate // math.gcd(p.hop * sample_rate, p.sample_rate)
+        unit = hops * p.hop * sample_rate // p.sample_rate
+        if unit <= step:
+            step -= step % unit
+        return step + overlap, overlap
 
     def separate_stream(
         self,

@@ -5,7 +5,11 @@ Shapes (fixed names used throughout vocalsep):
 - waveform: ``(..., samples)``
 - complex spectrogram: ``(..., freqs, frames)`` with ``freqs = n_fft // 2 + 1``
 - frame ``j`` is centred on sample ``j * hop`` (``center=True``, zero padding),
-  so a signal of ``n`` samples has ``n // hop + 1`` frames.
+  and the last frame is centred at or after the last sample, so a signal of
+  ``n`` samples has ``ceil((n - 1) / hop) + 1`` frames (:meth:`STFT.frames`).
+  Without that extra frame the last samples would sit under the tail of one
+  window only, and a hop of 3/4 of the window (the paper's) would reconstruct
+  them badly.
 """
 
 from __future__ import annotations
@@ -42,12 +46,15 @@ class STFT:
         return self._windows[key]
 
     def frames(self, samples: int) -> int:
-        return samples // self.hop + 1
+        return -(-(max(samples, 1) - 1) // self.hop) + 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(..., samples)`` float -> ``(..., freqs, frames)`` complex."""
         shape = x.shape
         flat = x.reshape(-1, shape[-1])
+        extra = (self.frames(shape[-1]) - 1) * self.hop - shape[-1]
+        if extra > 0:
+            flat = torch.nn.functional.pad(flat, (0, extra))
         spec = torch.stft(
             flat,
             self.n_fft,

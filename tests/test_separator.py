@@ -1,0 +1,211 @@
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from torch import nn
+
+from vocalsep import SeparationOptions, Separator
+from vocalsep.checkpoint import save_checkpoint
+from vocalsep.config import Preset, UNetConfig
+from vocalsep.errors import AudioError, ConfigError, ModelError, OutputError
+from vocalsep.separator import output_paths
+
+from conftest import TINY, make_models, synth_song
+
+
+class ConstantMask(nn.Module):
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+
+    def forward(self, mag):
+        return torch.full_like(mag, self.value)
+
+
+class LocalMask(nn.Module):
+    """A nonlinear mask that depends only on each bin's own magnitude (no context)."""
+
+    def forward(self, mag):
+        return torch.sigmoid(torch.log(mag + 1e-6) + 2.0)
+
+
+def _snr(ref, est):
+    ref, est = np.asarray(ref, np.float64), np.asarray(est, np.float64)
+    return 10 * np.log10(np.sum(ref**2) / max(np.sum((ref - est) ** 2), 1e-30))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return Separator(make_models(TINY), TINY)
+
+
+@pytest.mark.parametrize("sr", [8192, 16000, 22050, 44100])
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_outputs_keep_rate_length_and_channels(tiny, sr, channels):
+    x = synth_song(1.3, sr, channels)
+    out = tiny.separate(x, sr)
+    assert set(out) == {"vocals", "accompaniment"}
+    for y in out.values():
+        assert y.shape == x.shape and y.dtype == torch.float32
+        assert torch.isfinite(y).all()
+
+
+def test_channels_are_separated_independently(tiny):
+    x = synth_song(2.0, 16000, 2)
+    both = tiny.separate(x, 16000)["vocals"]
+    left = tiny.separate(x[:1], 16000)["vocals"]
+    assert torch.allclose(both[:1], left, atol=1e-5)
+    mono = tiny.separate(x[0], 16000)["vocals"]
+    assert mono.shape == (x.shape[1],)
+
+
+@pytest.mark.parametrize("fullband", ["interpolate", "bandlimited"])
+def test_an_all_pass_mask_returns_the_mixture_at_full_band(fullband):
+    sep = Separator({"vocals": ConstantMask(1.0)}, TINY, SeparationOptions(fullband=fullband, high_band="one"))
+    x = synth_song(2.5, 44100)
+    x += 0.05 * np.sin(2 * np.pi * 12000 * np.arange(x.shape[1]) / 44100).astype(np.float32)  # content far above 4 kHz
+    out = sep.separate(x, 44100)
+    assert _snr(x, out["vocals"]) > 60
+    assert np.abs(out["accompaniment"].numpy()).max() < 1e-3
+
+
+def test_high_band_rules_decide_what_happens_above_the_model():
+    sr = 44100
+    t = np.arange(2 * sr) / sr
+    high = (0.5 * np.sin(2 * np.pi * 10000 * t)).astype(np.float32)[None]
+    for rule, expected in (("zero", 0.0), ("one", 1.0)):
+        sep = Separator({"vocals": ConstantMask(0.5)}, TINY, SeparationOptions(high_band=rule))
+        v = sep.separate(high, sr)["vocals"].numpy()
+        mid = slice(sr // 2, 3 * sr // 2)
+        assert np.sqrt(np.mean(v[0, mid] ** 2)) == pytest.approx(expected * np.sqrt(np.mean(high[0, mid] ** 2)), abs=0.01)
+    edge = Separator({"vocals": ConstantMask(0.5)}, TINY, SeparationOptions(high_band="edge")).separate(high, sr)["vocals"].numpy()
+    assert _snr(0.5 * high[:, sr // 2 : -sr // 2], edge[:, sr // 2 : -sr // 2]) > 40
+
+
+def test_complement_makes_stems_sum_to_the_mixture():
+    models = make_models(TINY)
+    x = synth_song(2.0, 22050)
+    sep = Separator(models, TINY, SeparationOptions(complement=True))
+    out = sep.separate(x, 22050)
+    np.testing.assert_allclose(out["vocals"] + out["accompaniment"], x, atol=1e-5)
+    # without complement, the accompaniment comes from its own model
+    own = Separator(models, TINY).separate(x, 22050)
+    assert not torch.allclose(own["accompaniment"], out["accompaniment"], atol=1e-3)
+    assert torch.allclose(own["vocals"], out["vocals"], atol=1e-6)
+
+
+def test_a_single_model_gives_the_other_stem_as_complement():
+    models = make_models(TINY)
+    x = synth_song(1.0, 16000)
+    only_acc = Separator({"accompaniment": models["accompaniment"]}, TINY).separate(x, 16000)
+    np.testing.assert_allclose(only_acc["vocals"] + only_acc["accompaniment"], x, atol=1e-5)
+    just_vocals = Separator(models, TINY).separate(x, 16000, stems=["vocals"])
+    assert list(just_vocals) == ["vocals"]
+
+
+def test_chunked_equals_whole_for_a_context_free_mask():
+    """The seams of overlap-add are inaudible: with a mask without context, chunking changes nothing."""
+    x = synth_song(20.0, 16000)
+    whole = Separator({"vocals": LocalMask()}, TINY, SeparationOptions(segment_frames=400)).separate(x, 16000)["vocals"]
+    chunked = Separator({"vocals": LocalMask()}, TINY, SeparationOptions(segment_frames=24, overlap=0.5)).separate(x, 16000)["vocals"]
+    assert Separator({"vocals": LocalMask()}, TINY, SeparationOptions(segment_frames=24)).segment_samples(16000)[0] < x.shape[1] / 5
+    assert _snr(whole, chunked) > 45
+
+
+def test_chunked_close_to_whole_for_the_unet(tiny):
+    x = synth_song(20.0, 16000)
+    whole = tiny.with_options(segment_frames=400).separate(x, 16000)["vocals"].numpy()
+    chunked = tiny.with_options(segment_frames=64, overlap=1.0).separate(x, 16000)["vocals"].numpy()
+    assert _snr(whole, chunked) > 15
+    # no clicks at the seams: the sample-to-sample jump is nowhere far above the whole-file output's
+    assert np.abs(np.diff(chunked)).max() < 1.5 * np.abs(np.diff(whole)).max() + 1e-3
+
+
+def test_bad_waveforms(tiny):
+    with pytest.raises(AudioError, match="no samples"):
+        tiny.separate(np.zeros((2, 0), np.float32), 16000)
+    x = synth_song(0.5, 16000)
+    x[0, 10] = np.inf
+    with pytest.raises(AudioError, match="NaN or infinite"):
+        tiny.separate(x, 16000)
+    with pytest.raises(ConfigError):
+        tiny.separate(synth_song(0.5, 16000), 16000, stems=["drums"])
+    with pytest.raises(ValueError):
+        tiny.separate(np.zeros((1, 2, 3), np.float32), 16000)
+
+
+def test_separate_file_writes_keeps_and_forces(tiny, song_wav, tmp_path):
+    out = tmp_path / "out"
+    written = tiny.separate_file(song_wav, out)
+    assert set(written) == {"vocals", "accompaniment"}
+    for stem, path in written.items():
+        assert path == (out / "song" / f"{stem}.wav").resolve()
+        y, sr = sf.read(path, always_2d=True)
+        assert sr == 22050 and y.shape == (synth_song().shape[1], 2)
+    mtime = written["vocals"].stat().st_mtime_ns
+    assert tiny.separate_file(song_wav, out) == {}  # kept
+    assert written["vocals"].stat().st_mtime_ns == mtime
+    assert set(tiny.separate_file(song_wav, out, force=True)) == {"vocals", "accompaniment"}
+    flac = tiny.separate_file(song_wav, out, fmt="flac", bit_depth="24", stems=["vocals"], offset=0.5, duration=1.0)
+    y, sr = sf.read(flac["vocals"], always_2d=True)
+    assert y.shape == (22050, 2)
+
+
+def test_separate_file_never_overwrites_an_input(tiny, song_wav):
+    with pytest.raises(OutputError, match="input"):
+        tiny.separate_file(song_wav, song_wav.parent.parent, filename="in/{track}.{ext}", stems=["vocals"], force=True)
+
+
+def test_failed_file_leaves_nothing(tiny, tmp_path):
+    x = synth_song(2.0, 16000)
+    x[:, 20000] = np.nan
+    bad = tmp_path / "nan.wav"
+    sf.write(bad, x.T, 16000, subtype="FLOAT")
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros((16000, 2), np.float32), 16000)
+    zero = tmp_path / "zero.wav"
+    sf.write(zero, np.zeros((0, 2), np.float32), 16000)
+    out = tmp_path / "out"
+    for path, reason in ((bad, "NaN"), (silent, "silence"), (zero, "no audio samples")):
+        with pytest.raises(AudioError, match=reason):
+            tiny.separate_file(path, out)
+    assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
+
+
+def test_output_paths_refuse_escapes(tmp_path):
+    with pytest.raises(OutputError, match="outside"):
+        output_paths("a.wav", tmp_path, ["vocals"], "wav", "../{stem}.{ext}")
+    with pytest.raises(OutputError, match="outside"):
+        output_paths("a.wav", tmp_path, ["vocals"], "wav", "/etc/{stem}.{ext}")
+    with pytest.raises(OutputError, match="same file"):
+        output_paths("a.wav", tmp_path, ["vocals", "accompaniment"], "wav", "{track}.{ext}")
+    with pytest.raises(OutputError, match="template"):
+        output_paths("a.wav", tmp_path, ["vocals"], "wav", "{nope}.{ext}")
+
+
+def test_from_pretrained(tiny_model_dir, tmp_path):
+    sep = Separator.from_pretrained(tiny_model_dir)
+    assert set(sep.models) == {"vocals", "accompaniment"} and sep.preset == TINY
+    one = Separator.from_pretrained(tiny_model_dir / "vocals.safetensors")
+    assert set(one.models) == {"vocals"}
+    listed = Separator.from_pretrained([tiny_model_dir / "vocals.safetensors", tiny_model_dir / "accompaniment.safetensors"])
+    assert set(listed.models) == {"vocals", "accompaniment"}
+    with pytest.raises(ModelError, match="two models"):
+        Separator.from_pretrained([tiny_model_dir / "vocals.safetensors", tiny_model_dir / "vocals.safetensors"])
+    other = Preset(name="other", unet=UNetConfig(channels=(4, 8), dropout_layers=1))
+    save_checkpoint(tmp_path / "acc.safetensors", make_models(other)["accompaniment"], target="accompaniment", preset=other)
+    with pytest.raises(ModelError, match="different presets"):
+        Separator.from_pretrained([tiny_model_dir / "vocals.safetensors", tmp_path / "acc.safetensors"])
+    with pytest.raises(ModelError, match="unknown model"):
+        Separator.from_pretrained("no-such-model")
+    with pytest.raises(ModelError, match="no such model file"):
+        Separator.from_pretrained(str(tmp_path / "missing.safetensors"))
+
+
+def test_real_music_through_the_separator(tiny, data_dir):
+    from vocalsep.audio import load
+
+    x, sr = load(data_dir / "musdb-sample" / "Music Delta - 80s Rock.stem.mp4")
+    out = tiny.separate(x, sr)
+    assert out["vocals"].shape == x.shape
+    assert all(torch.isfinite(y).all() for y in out.values())
