@@ -61,7 +61,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from collections.abc import Iterable, Iterator, Mapping, Sequence  # noqa: E402
-from dataclasses import asdict, dataclass, field  # noqa: E402
+from dataclasses import asdict, dataclass, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -75,7 +75,8 @@ from vocalsep.spectral import STFT  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "out" / "fullband_rules.json"
 DEFAULT_SINGERS = ("abjones", "tammy")
-DEFAULT_GRIDS = ((1024, 256), (2048, 512), (4096, 1024))
+DEFAULT_GRIDS = ((1024, 256), (2048, 512), (4096, 1024), "matched")
+MATCHED = "matched"  # the model's own STFT scaled to the input rate: same seconds per window, hop and bin
 MUSDB_TRACK = "Music Delta - 80s Rock"
 DATASETS = ("mir1k", "musdb")
 NAIVE = "naive"
@@ -187,6 +188,7 @@ class Rule:
     options: SeparationOptions | None = None
     n_fft: int | None = None  # for "oracle"
     hop: int | None = None
+    matched: bool = False  # interpolate onto the model's STFT scaled to the input rate (resolved per clip)
 
     def describe(self) -> dict:
         d = {"name": self.name, "kind": self.kind}
@@ -194,28 +196,42 @@ class Rule:
             o = self.options
             d["options"] = {"fullband": o.fullband, "high_band": o.high_band, "edge_hz": o.edge_hz}
             if o.fullband == "interpolate":
-                d["options"].update(fullband_n_fft=o.fullband_n_fft, fullband_hop=o.fullband_hop)
+                grid = MATCHED if self.matched else {"fullband_n_fft": o.fullband_n_fft, "fullband_hop": o.fullband_hop}
+                d["options"]["grid"] = grid
         if self.n_fft is not None:
             d.update(n_fft=self.n_fft, hop=self.hop)
         return d
 
 
-def rule_name(options: SeparationOptions) -> str:
+def rule_name(options: SeparationOptions, matched: bool = False) -> str:
     if options.fullband == "bandlimited":
         return f"bandlimited high={options.high_band}"
-    return f"interpolate {options.fullband_n_fft}/{options.fullband_hop} high={options.high_band}"
+    grid = MATCHED if matched else f"{options.fullband_n_fft}/{options.fullband_hop}"
+    return f"interpolate {grid} high={options.high_band}"
 
 
-def make_rules(grids: Iterable[tuple[int, int]], high_bands: Sequence[str], edge_hz: float, oracle_grid: tuple[int, int]) -> list[Rule]:
+def matched_grid(preset: Preset, sample_rate: int) -> tuple[int, int]:
+    """The preset's STFT scaled to ``sample_rate`` (exact when the ratio allows, e.g. 2000/1500 at 16 kHz)."""
+    scale = sample_rate / preset.sample_rate
+    n_fft = int(round(preset.n_fft * scale))
+    return n_fft, min(n_fft, max(1, int(round(preset.hop * scale))))
+
+
+def make_rules(grids: Iterable[tuple[int, int] | str], high_bands: Sequence[str], edge_hz: float, oracle_grid: tuple[int, int] | str) -> list[Rule]:
     rules = [Rule(f"{NAIVE}: 8192 Hz estimate resampled up", NAIVE)]
     for high in high_bands:
         o = SeparationOptions(fullband="bandlimited", high_band=high, edge_hz=edge_hz)
         rules.append(Rule(rule_name(o), "front-end", o))
-    for n_fft, hop in grids:
+    for grid in grids:
+        matched = grid == MATCHED
+        n_fft, hop = (SeparationOptions().fullband_n_fft, SeparationOptions().fullband_hop) if matched else grid
         for high in high_bands:
             o = SeparationOptions(fullband="interpolate", fullband_n_fft=n_fft, fullband_hop=hop, high_band=high, edge_hz=edge_hz)
-            rules.append(Rule(rule_name(o), "front-end", o))
-    rules.append(Rule(f"{ORACLE}: ideal mask at the full rate, STFT {oracle_grid[0]}/{oracle_grid[1]} (reference)", ORACLE, n_fft=oracle_grid[0], hop=oracle_grid[1]))
+            rules.append(Rule(rule_name(o, matched), "front-end", o, matched=matched))
+    if oracle_grid == MATCHED:
+        rules.append(Rule(f"{ORACLE}: ideal mask at the full rate, STFT {MATCHED} (reference)", ORACLE, matched=True))
+    else:
+        rules.append(Rule(f"{ORACLE}: ideal mask at the full rate, STFT {oracle_grid[0]}/{oracle_grid[1]} (reference)", ORACLE, n_fft=oracle_grid[0], hop=oracle_grid[1]))
     return rules
 
 
@@ -259,8 +275,12 @@ def rule_stems(rule: Rule, clip: Clip, preset: Preset, masks: Mapping[str, torch
     if rule.kind == NAIVE:
         return naive_stems(clip, preset, masks)
     if rule.kind == ORACLE:
-        return oracle_stems(clip, rule.n_fft, rule.hop)
-    return front_end_stems(clip, preset, rule.options, masks)
+        return oracle_stems(clip, *(matched_grid(preset, clip.sample_rate) if rule.matched else (rule.n_fft, rule.hop)))
+    options = rule.options
+    if rule.matched:
+        n_fft, hop = matched_grid(preset, clip.sample_rate)
+        options = replace(options, fullband_n_fft=n_fft, fullband_hop=hop)
+    return front_end_stems(clip, preset, options, masks)
 
 
 # ------------------------------------------------------------------ scoring
@@ -297,11 +317,16 @@ def evaluate_clip(clip: Clip, preset: Preset, rules: Sequence[Rule]) -> dict:
     masks = ideal_low_rate_masks(clip, preset)
     mixture_as_estimate = {t: clip.mixture for t in STEMS}
     result = {"clip": clip.name, "seconds": clip.mixture.shape[-1] / clip.sample_rate, "mixture": score_stems(clip, mixture_as_estimate), "rules": {}}
+    kept = {}
     for rule in rules:
         stems = rule_stems(rule, clip, preset, masks)
+        if rule.kind == NAIVE or (rule.options is not None and rule.options.fullband == "bandlimited" and rule.options.high_band == "zero"):
+            kept[rule.kind] = stems
         if rule.kind == "front-end":
             stems[COMPLEMENT] = clip.mixture - stems["vocals"]
         result["rules"][rule.name] = score_stems(clip, stems)
+    if len(kept) == 2:  # the naive path written out must be the front end's bandlimited + zero
+        result["naive_vs_bandlimited_zero_max_abs"] = max(float(np.abs(kept[NAIVE][t] - kept["front-end"][t]).max()) for t in STEMS)
     return result
 
 
@@ -327,21 +352,21 @@ def overall(summaries: Mapping[str, Mapping[str, dict]], name: str) -> float:
     return float(np.mean([np.mean([s[name]["sdr_vocals"], s[name]["sdr_accompaniment"]]) for s in summaries.values()]))
 
 
-def best_interpolate(summaries: Mapping[str, Mapping[str, dict]], rules: Sequence[Rule]) -> Rule:
-    cands = [r for r in rules if r.options is not None and r.options.fullband == "interpolate"]
-    return max(cands, key=lambda r: overall(summaries, r.name))
+def best_rule(summaries: Mapping[str, Mapping[str, dict]], rules: Sequence[Rule], fullband: str | None = None) -> Rule | None:
+    """The best front-end rule by :func:`overall`, among settable options (not ``matched``), of one ``fullband`` kind if given."""
+    cands = [r for r in rules if r.kind == "front-end" and not r.matched and fullband in (None, r.options.fullband)]
+    return max(cands, key=lambda r: overall(summaries, r.name)) if cands else None
 
 
-def table_rows(summaries: Mapping[str, Mapping[str, dict]], rules: Sequence[Rule], best: Rule | None) -> list[list[str]]:
+def table_rows(summaries: Mapping[str, Mapping[str, dict]], rules: Sequence[Rule], complement: bool = False) -> list[list[str]]:
+    """Rows of the Markdown table; with ``complement``, the accompaniment is mixture - vocals."""
+    acc = COMPLEMENT if complement else "accompaniment"
+    suffix = " + accompaniment = mixture - vocals" if complement else ""
     rows = []
     for rule in rules:
         for dataset, s in summaries.items():
             r = s[rule.name]
-            rows.append([rule.name, dataset, f"{r['sdr_vocals']:.2f}", f"{r['sdr_accompaniment']:.2f}", f"{r['nsdr_vocals']:.2f}", f"{r['nsdr_accompaniment']:.2f}"])
-    if best is not None:
-        for dataset, s in summaries.items():
-            r = s[best.name]
-            rows.append([f"{best.name} + accompaniment = mixture - vocals", dataset, f"{r['sdr_vocals']:.2f}", f"{r[f'sdr_{COMPLEMENT}']:.2f}", f"{r['nsdr_vocals']:.2f}", f"{r[f'nsdr_{COMPLEMENT}']:.2f}"])
+            rows.append([rule.name + suffix, dataset, f"{r['sdr_vocals']:.2f}", f"{r[f'sdr_{acc}']:.2f}", f"{r['nsdr_vocals']:.2f}", f"{r[f'nsdr_{acc}']:.2f}"])
     return rows
 
 
@@ -352,11 +377,13 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 # --------------------------------------------------------------------- main
-def parse_grid(text: str) -> tuple[int, int]:
+def parse_grid(text: str) -> tuple[int, int] | str:
+    if text == MATCHED:
+        return MATCHED
     try:
         n_fft, hop = (int(v) for v in text.split("/"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N_FFT/HOP, e.g. 2048/512, not {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected N_FFT/HOP (e.g. 2048/512) or {MATCHED!r}, not {text!r}") from None
     if not 0 < hop <= n_fft:
         raise argparse.ArgumentTypeError(f"hop must be in (0, n_fft]: {text!r}")
     return n_fft, hop
@@ -373,7 +400,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-voiced", type=int, default=1, help="MIR-1K clips need at least this many voiced 20 ms frames (default: %(default)s)")
     p.add_argument("--preset", default="jansson2017", help="the low-rate preset (default: %(default)s)")
     p.add_argument("--grids", type=parse_grid, nargs="+", default=list(DEFAULT_GRIDS), metavar="N_FFT/HOP",
-                   help="full-rate STFTs for the interpolate rule (default: " + " ".join(f"{a}/{b}" for a, b in DEFAULT_GRIDS) + ")")
+                   help="full-rate STFTs for the interpolate rule; 'matched' = the preset's STFT scaled to the input rate (default: "
+                   + " ".join(g if isinstance(g, str) else f"{g[0]}/{g[1]}" for g in DEFAULT_GRIDS) + ")")
     p.add_argument("--high-bands", default=",".join(HIGH_BAND_RULES), help="high-band rules to compare (default: %(default)s)")
     p.add_argument("--edge-hz", type=float, default=SeparationOptions().edge_hz, help="the edge rule's band, in Hz (default: %(default)s)")
     p.add_argument("--oracle-grid", type=parse_grid, default=(SeparationOptions().fullband_n_fft, SeparationOptions().fullband_hop), metavar="N_FFT/HOP",
@@ -422,12 +450,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"[{time.perf_counter() - start:7.1f} s] {dataset} {clip.name}", file=sys.stderr, flush=True)
             timings[dataset] = time.perf_counter() - t0
     summaries = {d: summarise(v, rules) for d, v in per_clip.items()}
-    main_rules = [r for r in rules if r.kind != ORACLE]
-    best = best_interpolate(summaries, rules) if any(r.options and r.options.fullband == "interpolate" for r in rules) else None
+    best = best_rule(summaries, rules)
+    best_interp = best_rule(summaries, rules, "interpolate")
+    with_complement = [r for r in dict.fromkeys([best_interp, best]) if r is not None]
     ranked = sorted((r for r in rules if r.kind == "front-end"), key=lambda r: overall(summaries, r.name), reverse=True)
 
     header = ["rule", "dataset", "SDR vocals", "SDR acc.", "NSDR vocals", "NSDR acc."]
-    rows = table_rows(summaries, main_rules, best) + table_rows(summaries, [r for r in rules if r.kind == ORACLE], None)
+    rows = (table_rows(summaries, [r for r in rules if r.kind != ORACLE]) + table_rows(summaries, with_complement, complement=True)
+            + table_rows(summaries, [r for r in rules if r.kind == ORACLE]))
     print(markdown_table(header, rows))
     print()
     counts = ", ".join(f"{d}: {len(v)} clip(s), {sum(c['seconds'] for c in v):.0f} s" for d, v in per_clip.items())
@@ -446,7 +476,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rules": [r.describe() for r in rules],
         "summary": summaries,
         "ranking": [{"rule": r.name, "score_db": overall(summaries, r.name)} for r in ranked],
-        "best_interpolate": best.name if best else None,
+        "best": best.name if best else None,
+        "best_interpolate": best_interp.name if best_interp else None,
         "per_clip": per_clip,
         "runtime_s": {"total": time.perf_counter() - start, **timings},
         "environment": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__, "mir_eval": _version("mir_eval"), "threads": torch.get_num_threads()},

@@ -122,6 +122,30 @@ class CpuSampler:
         return {"busy_cpu_s": busy / self.tick, "steal_s": steal / self.tick, "idle_s": (idle + iowait) / self.tick}
 
 
+@contextlib.contextmanager
+def own_load():
+    """Yields a dict filled on exit: this process's CPU seconds and the machine's other load meanwhile."""
+    import resource
+
+    info: dict[str, float] = {}
+    sampler = CpuSampler()
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    sampler.start()
+    t0 = time.perf_counter()
+    try:
+        yield info
+    finally:
+        wall = time.perf_counter() - t0
+        sys_cpu = sampler.stop()
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        info.update(wall_s=wall, cpu_s=cpu)
+        if sys_cpu is not None and wall > 0:
+            info["other_cpu_s"] = max(0.0, sys_cpu["busy_cpu_s"] - cpu)
+            info["other_load"] = info["other_cpu_s"] / wall
+            info["steal_s"] = sys_cpu["steal_s"]
+
+
 def machine_info(threads: int | None) -> dict:
     import torch
 
@@ -302,6 +326,18 @@ def output_frames(outdir: Path) -> dict[str, int]:
     return {p.stem: sf.info(str(p)).frames for p in sorted(outdir.rglob("*.wav"))}
 
 
+def cli_command(cmd0: list[str], path: str, outdir, model_args: list[str]) -> list[str]:
+    """``vocalsep -q separate FILE -o OUTDIR --force -m MODEL...`` (WAV 16-bit, the default).
+
+    ``-q`` goes before the subcommand: it is an option of the top-level
+    parser only, and ``vocalsep separate ... -q`` is rejected (exit code 2).
+    """
+    cmd = cmd0 + ["-q", "separate", str(path), "-o", str(outdir), "--force"]
+    for m in model_args:
+        cmd += ["-m", m]
+    return cmd
+
+
 def end_to_end(item: dict, model_args: list[str], args, env: dict[str, str], cmd0: list[str]) -> dict:
     minutes = item["minutes"]
     outdir = OUT / f"separated-{minutes:g}min"
@@ -309,10 +345,8 @@ def end_to_end(item: dict, model_args: list[str], args, env: dict[str, str], cmd
     for i in range(args.repeat):
         if outdir.exists():
             shutil.rmtree(outdir)
-        cmd = cmd0 + ["separate", item["path"], "-o", str(outdir), "--force", "-q"]
-        for m in model_args:
-            cmd += ["-m", m]
-        say(f"  {minutes:g} min, run {i + 1}/{args.repeat}: {' '.join(cmd[-7 - 2 * len(model_args) + 1:])}")
+        cmd = cli_command(cmd0, item["path"], outdir, model_args)
+        say(f"  {minutes:g} min, run {i + 1}/{args.repeat}: vocalsep {' '.join(cmd[len(cmd0):])}")
         r = run_child(cmd, env, OUT / f"separate-{minutes:g}min.log")
         frames = output_frames(outdir) if outdir.exists() else {}
         r["output_frames"] = frames
@@ -365,10 +399,11 @@ def model_only(sep, clip: np.ndarray, rate: int, repeat: int, minutes: float = 3
 
     p, o = sep.preset, sep.options
     seg_samples, _ = sep.segment_samples(rate)
+    seg_samples += 4 * p.hop * rate // p.sample_rate  # a little more, then crop to exactly segment_frames
     x = np.tile(clip, (1, math.ceil(seg_samples / clip.shape[1])))[:, :seg_samples]
     with torch.inference_mode():
         low, spec = sep.front.analyse(x, rate)
-        mag = sep.front.magnitude(spec)  # (2, 1, bins, segment_frames)
+        mag = sep.front.magnitude(spec)[..., : o.segment_frames].contiguous()  # (2, 1, bins, segment_frames)
     seg_seconds = mag.shape[-1] * p.hop / p.sample_rate  # audio one forward pass covers
     n_seg = math.ceil(minutes * 60 / seg_seconds)
     audio_s = n_seg * seg_seconds
@@ -618,6 +653,14 @@ def print_report(res: dict) -> None:
         for k, v in sb["fine_s"].items():
             say(f"    {k:<32} {v:7.3f} s  {100 * v / sb['total_s']:5.1f} %")
     say()
+    busy = res.get("busy") or {}
+    if busy:
+        worst = max(busy.values())
+        say(f"other load (CPUs busy with other work while measuring, out of {m['cpu_count']}): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in busy.items()))
+        if worst > 0.2:
+            say(f"  WARNING: the machine was busy (up to {worst:.2f} CPUs of other work): timings are pessimistic")
+        say(f"load average at start {m['loadavg_at_start']}, at end {m.get('loadavg_at_end')}")
     for t in res["targets"]:
         say(f"  {verdict(t['pass']):4}  {t['target']}: {t['value']}")
     say("=" * 78)
@@ -685,13 +728,29 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_inprocess:
         say("in process:")
         sep = load_separator(model["args"], args.threads)
-        res["model_only"] = model_only(sep, clip, rate, args.repeat)
-        say(f"  model only: {res['model_only']['x_realtime']:.0f}x real time")
+        with own_load() as load_mo:
+            res["model_only"] = model_only(sep, clip, rate, args.repeat)
+        res["model_only"]["load"] = load_mo
+        say(f"  model only: {res['model_only']['x_realtime']:.0f}x real time, other load {load_mo.get('other_load', float('nan')):.2f} CPUs")
         short = res["inputs"][0]
         say(f"  stage breakdown on {Path(short['path']).name} ...")
-        res["stages"] = stage_breakdown(sep, short["path"], short["seconds"])
+        with own_load() as load_st:
+            res["stages"] = stage_breakdown(sep, short["path"], short["seconds"])
+        res["stages"]["load"] = load_st
+        say(f"    {res['stages']['x_realtime']:.0f}x real time, other load {load_st.get('other_load', float('nan')):.2f} CPUs")
     res["machine"]["loadavg_at_end"] = loadavg()
     res["targets"] = targets(res["end_to_end"], res.get("model_only"))
+    busy = {}
+    if res.get("startup") and "other_load" in res["startup"]:
+        busy["start-up"] = res["startup"]["other_load"]
+    for r in res["end_to_end"]:
+        vals = [x["other_load"] for x in r["runs"] if "other_load" in x]
+        if vals:
+            busy[f"{r['minutes']:g} min"] = max(vals)
+    for key in ("model_only", "stages"):
+        if res.get(key) and "other_load" in res[key].get("load", {}):
+            busy[key.replace("_", " ")] = res[key]["load"]["other_load"]
+    res["busy"] = {k: round(v, 3) for k, v in busy.items()}
     print_report(res)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(res, indent=2, default=str) + "\n")

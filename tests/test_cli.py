@@ -1,0 +1,136 @@
+"""The real command line, end to end, as a subprocess."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vocalsep.cli import build_parser
+
+from conftest import synth_song
+
+
+def run(*args, cwd=None, env=None):
+    return subprocess.run([sys.executable, "-m", "vocalsep", *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from vocalsep import cli; cli.build_parser().format_help(); assert 'torch' not in sys.modules and 'numpy' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    r = run("--help")
+    assert r.returncode == 0 and "separate" in r.stdout
+    r = run("separate", "--help")
+    assert r.returncode == 0 and "--filename" in r.stdout and "--jobs" in r.stdout
+
+
+def test_parser_options():
+    a = build_parser().parse_args(["separate", "x.wav", "--stems", "vocals", "--format", "flac", "--bit-depth", "24", "--offset", "1.5", "--duration", "2", "-j", "2"])
+    assert a.stems == ["vocals"] and a.fmt == "flac" and a.bit_depth == "24" and a.offset == 1.5 and a.duration == 2.0 and a.jobs == 2
+
+
+def test_usage_errors_exit_2(tmp_path, song_wav, tiny_model_dir):
+    assert run().returncode == 2
+    assert run("separate").returncode == 2
+    assert run("separate", song_wav, "--stems", "drums", "-m", tiny_model_dir).returncode == 2
+    r = run("separate", song_wav, "-o", tmp_path / "o", "-m", tiny_model_dir, "--filename", "../../{stem}.{ext}")
+    assert r.returncode == 2 and "outside the output folder" in r.stderr
+    r = run("separate", song_wav, "-o", tmp_path / "o", "-m", tmp_path / "missing.safetensors")
+    assert r.returncode == 2 and "no such model" in r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_no_default_model_says_so(song_wav, tmp_path):
+    from vocalsep.models import available_models
+
+    if "default" in available_models():
+        pytest.skip("a default model is installed in this build")
+    r = run("separate", song_wav, "-o", tmp_path / "o")
+    assert r.returncode == 2
+    assert "no default model is installed" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_separate_end_to_end(tmp_path, song_wav, tiny_model_dir):
+    out = tmp_path / "out"
+    r = run("separate", song_wav, "-o", out, "-m", tiny_model_dir)
+    assert r.returncode == 0, r.stderr
+    assert "1 separated, 0 skipped, 0 failed" in r.stderr
+    for stem in ("vocals", "accompaniment"):
+        y, sr = sf.read(out / "song" / f"{stem}.wav", always_2d=True)
+        assert sr == 22050 and y.shape == (synth_song().shape[1], 2)
+        assert sf.info(out / "song" / f"{stem}.wav").subtype == "PCM_16"
+    # existing outputs are kept unless --force
+    r = run("separate", song_wav, "-o", out, "-m", tiny_model_dir)
+    assert r.returncode == 0 and "0 separated, 1 skipped" in r.stderr
+    r = run("separate", song_wav, "-o", out, "-m", tiny_model_dir, "--force", "--format", "mp3", "--stems", "vocals",
+            "--filename", "{stem}-{track}.{ext}", "--offset", "0.5", "--duration", "1", "--complement")
+    assert r.returncode == 0, r.stderr
+    assert (out / "vocals-song.mp3").is_file() and not (out / "accompaniment-song.mp3").exists()
+
+
+def test_batch_with_bad_inputs_does_the_rest(tmp_path, song_wav, tiny_model_dir):
+    inputs = tmp_path / "batch"
+    (inputs / "sub").mkdir(parents=True)
+    sf.write(inputs / "sub" / "good.flac", synth_song(1.0, 16000).T, 16000)
+    (inputs / "empty.wav").write_bytes(b"")
+    (inputs / "corrupt.mp3").write_bytes(b"\x00garbage" * 200)
+    sf.write(inputs / "zero.wav", np.zeros((0, 2), np.float32), 16000)
+    nan = synth_song(1.0, 16000)
+    nan[0, 100] = np.nan
+    sf.write(inputs / "nan.wav", nan.T, 16000, subtype="FLOAT")
+    (inputs / "readme.txt").write_text("not audio")  # ignored when found in a folder
+    (tmp_path / "notes.xyz").write_text("named on the command line, so it is an error")
+    out = tmp_path / "out"
+    r = run("separate", inputs, song_wav, tmp_path / "missing.wav", tmp_path / "notes.xyz", "-o", out, "-m", tiny_model_dir)
+    assert r.returncode == 1
+    err = r.stderr
+    for name, reason in [("empty.wav", "empty"), ("corrupt.mp3", "cannot decode"), ("zero.wav", "no audio samples"),
+                         ("nan.wav", "NaN"), ("missing.wav", "no such file"), ("notes.xyz", "unsupported file type")]:
+        line = next((l for l in err.splitlines() if name in l), None)
+        assert line is not None and reason in line, (name, err)
+    assert "2 separated, 0 skipped, 6 failed" in err
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == ["good/accompaniment.wav", "good/vocals.wav", "song/accompaniment.wav", "song/vocals.wav"]
+
+
+def test_directory_with_nothing_and_colliding_names(tmp_path, tiny_model_dir):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run("separate", empty, "-o", tmp_path / "o", "-m", tiny_model_dir)
+    assert r.returncode == 1 and "no audio files" in r.stderr
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        sf.write(tmp_path / d / "same.wav", synth_song(0.5, 8000).T, 8000)
+    r = run("separate", tmp_path / "a", tmp_path / "b", "-o", tmp_path / "o", "-m", tiny_model_dir)
+    assert r.returncode == 1 and "collide" in r.stderr
+    assert (tmp_path / "o" / "same" / "vocals.wav").is_file()
+
+
+def test_jobs_in_parallel(tmp_path, tiny_model_dir):
+    for i in range(3):
+        sf.write(tmp_path / f"t{i}.wav", synth_song(1.0, 16000, seed=i).T, 16000)
+    r = run("separate", *(tmp_path / f"t{i}.wav" for i in range(3)), "-o", tmp_path / "o", "-m", tiny_model_dir, "-j", "2")
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "o").rglob("*.wav"))) == 6
+
+
+def test_info_and_models(tiny_model_dir):
+    r = run("info", tiny_model_dir)
+    assert r.returncode == 0, r.stderr
+    assert "target:        vocals" in r.stdout and "tiny-test" in r.stdout and "random init" in r.stdout
+    r = run("info", tiny_model_dir / "nope.safetensors")
+    assert r.returncode == 2 and "no such model" in r.stderr
+    assert run("models").returncode == 0
+
+
+def test_real_song_end_to_end(data_dir, tmp_path, tiny_model_dir):
+    mp3 = data_dir / "mixtures" / "slow-motion-dream.mp3"
+    stem = data_dir / "musdb-sample" / "Music Delta - 80s Rock.stem.mp4"
+    out = tmp_path / "out"
+    r = run("separate", mp3, stem, "-o", out, "-m", tiny_model_dir, "--format", "flac", "--bit-depth", "24")
+    assert r.returncode == 0, r.stderr
+    info = sf.info(out / "Music Delta - 80s Rock" / "vocals.flac")
+    assert info.samplerate == 44100 and info.channels == 2 and abs(info.frames - 300032) < 2000
+    info = sf.info(out / "slow-motion-dream" / "accompaniment.flac")
+    assert info.samplerate == 44100 and info.channels == 2 and abs(info.duration - 10.88) < 0.1
