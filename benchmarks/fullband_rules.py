@@ -51,8 +51,8 @@ SDR.
 
 Run from the repository root::
 
-    /work/venv/bin/python benchmarks/fullband_rules.py            # table + JSON
-    /work/venv/bin/python benchmarks/fullband_rules.py --clips 5  # quick check
+    python benchmarks/fullband_rules.py            # table + JSON
+    python benchmarks/fullband_rules.py --clips 5  # quick check
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from collections.abc import Iterable, Iterator, Mapping, Sequence  # noqa: E402
-from dataclasses import asdict, dataclass, replace  # noqa: E402
+from dataclasses import dataclass, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -227,8 +227,10 @@ def matched_grid(preset: Preset, sample_rate: int) -> tuple[int, int]:
     return n_fft, min(n_fft, max(1, int(round(preset.hop * scale))))
 
 
-def make_rules(grids: Iterable[tuple[int, int] | str], high_bands: Sequence[str], edge_hz: float, oracle_grid: tuple[int, int] | str) -> list[Rule]:
-    rules = [Rule(f"{NAIVE}: 8192 Hz estimate resampled up", NAIVE)]
+def make_rules(preset: Preset, grids: Iterable[tuple[int, int] | str], high_bands: Sequence[str], edge_hz: float,
+               oracle_grid: tuple[int, int] | str) -> list[Rule]:
+    """The naive row, ``bandlimited`` and ``interpolate`` x ``high_bands`` (x ``grids``), and the full-rate oracle."""
+    rules = [Rule(f"{NAIVE}: {preset.sample_rate} Hz estimate resampled up", NAIVE)]
     for high in high_bands:
         o = SeparationOptions(fullband="bandlimited", high_band=high, edge_hz=edge_hz)
         rules.append(Rule(rule_name(o), "front-end", o))
@@ -303,27 +305,34 @@ def sdr(references: np.ndarray, estimates: np.ndarray) -> np.ndarray:
         return bss_eval_sources(references.astype(np.float64), estimates.astype(np.float64), compute_permutation=False)[0]
 
 
-def score_stems(clip: Clip, stems: Mapping[str, np.ndarray]) -> dict[str, float]:
-    """Mean over channels of the per-channel SDR of each stem in ``stems``.
+def snr(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """Plain signal-to-error ratio in dB: no allowed distortion, so a missing band counts in full."""
+    err = float(np.sum((reference.astype(np.float64) - estimate) ** 2))
+    return math.inf if err == 0 else 10.0 * math.log10(float(np.sum(reference.astype(np.float64) ** 2)) / err)
 
-    Keys are targets; the key ``"complement"`` (mixture - vocals) is scored as accompaniment.
+
+def score_stems(clip: Clip, stems: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """``{"sdr": {stem: dB}, "snr": {stem: dB}}``, each the mean over channels of the per-channel (mono) score.
+
+    ``stems`` has the targets and optionally ``"complement"`` (mixture - vocals), scored as accompaniment.
     """
     refs = np.stack([clip.stems[t] for t in STEMS], axis=1)  # (channels, sources, n)
-    out: dict[str, list[float]] = {}
-    ordered = [stems[t] for t in STEMS]
-    est = np.stack(ordered, axis=1)
+    est = np.stack([stems[t] for t in STEMS], axis=1)
+    sdrs: dict[str, list[float]] = {}
+    snrs: dict[str, list[float]] = {}
     for c in range(refs.shape[0]):
         for t, v in zip(STEMS, sdr(refs[c], est[c])):
-            out.setdefault(t, []).append(float(v))
-    if COMPLEMENT in stems:
-        comp = np.stack([stems["vocals"], stems[COMPLEMENT]], axis=1)
-        for c in range(refs.shape[0]):
-            out.setdefault(COMPLEMENT, []).append(float(sdr(refs[c], comp[c])[1]))
-    return {k: float(np.mean(v)) for k, v in out.items()}
+            sdrs.setdefault(t, []).append(float(v))
+            snrs.setdefault(t, []).append(snr(clip.stems[t][c], stems[t][c]))
+        if COMPLEMENT in stems:
+            comp = np.stack([stems["vocals"][c], stems[COMPLEMENT][c]])
+            sdrs.setdefault(COMPLEMENT, []).append(float(sdr(refs[c], comp)[1]))
+            snrs.setdefault(COMPLEMENT, []).append(snr(clip.stems["accompaniment"][c], stems[COMPLEMENT][c]))
+    return {"sdr": {k: float(np.mean(v)) for k, v in sdrs.items()}, "snr": {k: float(np.mean(v)) for k, v in snrs.items()}}
 
 
 def evaluate_clip(clip: Clip, preset: Preset, rules: Sequence[Rule]) -> dict:
-    """SDR of the mixture and of every rule's stems for one clip."""
+    """Scores of the mixture (as the estimate) and of every rule's stems for one clip."""
     masks = ideal_low_rate_masks(clip, preset)
     mixture_as_estimate = {t: clip.mixture for t in STEMS}
     result = {"clip": clip.name, "seconds": clip.mixture.shape[-1] / clip.sample_rate, "mixture": score_stems(clip, mixture_as_estimate), "rules": {}}
@@ -342,17 +351,17 @@ def evaluate_clip(clip: Clip, preset: Preset, rules: Sequence[Rule]) -> dict:
 
 # -------------------------------------------------------------- aggregation
 def summarise(per_clip: Sequence[dict], rules: Sequence[Rule]) -> dict[str, dict[str, float]]:
-    """Mean SDR and NSDR (over clips) per rule and stem."""
+    """Means over clips per rule and stem: ``sdr_*``, ``nsdr_*`` (SDR - SDR of the mixture), ``snr_*``."""
     summary = {}
     for rule in rules:
-        keys = per_clip[0]["rules"][rule.name].keys()
         row = {}
-        for k in keys:
+        for k in per_clip[0]["rules"][rule.name]["sdr"]:
             target = "accompaniment" if k == COMPLEMENT else k
-            s = np.array([c["rules"][rule.name][k] for c in per_clip])
-            m = np.array([c["mixture"][target] for c in per_clip])
+            s = np.array([c["rules"][rule.name]["sdr"][k] for c in per_clip])
+            m = np.array([c["mixture"]["sdr"][target] for c in per_clip])
             row[f"sdr_{k}"] = float(np.mean(s))
             row[f"nsdr_{k}"] = float(np.mean(s - m))
+            row[f"snr_{k}"] = float(np.mean([c["rules"][rule.name]["snr"][k] for c in per_clip]))
         summary[rule.name] = row
     return summary
 
@@ -368,20 +377,42 @@ def best_rule(summaries: Mapping[str, Mapping[str, dict]], rules: Sequence[Rule]
     return max(cands, key=lambda r: overall(summaries, r.name)) if cands else None
 
 
-def table_rows(summaries: Mapping[str, Mapping[str, dict]], rules: Sequence[Rule], complement: bool = False) -> list[list[str]]:
-    """Rows of the Markdown table; with ``complement``, the accompaniment is mixture - vocals."""
+METRICS = (("SDR vocals", "sdr_vocals"), ("SDR acc.", "sdr_{acc}"), ("NSDR vocals", "nsdr_vocals"), ("NSDR acc.", "nsdr_{acc}"))
+SNR_METRICS = (("SNR vocals", "snr_vocals"), ("SNR acc.", "snr_{acc}"))
+
+
+def header(datasets: Sequence[str], wide: bool, metrics: Sequence[tuple[str, str]] = METRICS) -> list[str]:
+    if not wide:
+        return ["rule", "dataset", *(m for m, _ in metrics)]
+    return ["rule", *(f"{d} {m}" for d in datasets for m, _ in metrics)]
+
+
+def table_rows(summaries: Mapping[str, Mapping[str, dict]], rules: Sequence[Rule], complement: bool = False, wide: bool = False,
+               metrics: Sequence[tuple[str, str]] = METRICS) -> list[list[str]]:
+    """Rows of the Markdown table (one per rule and dataset, or per rule if ``wide``);
+    with ``complement``, the accompaniment is mixture - vocals."""
     acc = COMPLEMENT if complement else "accompaniment"
     suffix = " + accompaniment = mixture - vocals" if complement else ""
-    rows = []
-    for rule in rules:
-        for dataset, s in summaries.items():
-            r = s[rule.name]
-            rows.append([rule.name + suffix, dataset, f"{r['sdr_vocals']:.2f}", f"{r[f'sdr_{acc}']:.2f}", f"{r['nsdr_vocals']:.2f}", f"{r[f'nsdr_{acc}']:.2f}"])
-    return rows
+
+    def cells(dataset: str, rule: Rule) -> list[str]:
+        r = summaries[dataset][rule.name]
+        return [f"{r[key.format(acc=acc)]:.2f}" for _, key in metrics]
+
+    if wide:
+        return [[rule.name + suffix, *(c for d in summaries for c in cells(d, rule))] for rule in rules]
+    return [[rule.name + suffix, d, *cells(d, rule)] for rule in rules for d in summaries]
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" if i < 2 else "---:" for i in range(len(header))) + " |"]
+    """Text columns (those whose first cell is not a number) left-aligned, numbers right-aligned."""
+    def numeric(i: int) -> bool:
+        try:
+            float(rows[0][i])
+            return True
+        except (ValueError, IndexError):
+            return False
+
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---:" if numeric(i) else "---" for i in range(len(header))) + " |"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -416,6 +447,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--edge-hz", type=float, default=SeparationOptions().edge_hz, help="the edge rule's band, in Hz (default: %(default)s)")
     p.add_argument("--oracle-grid", type=parse_grid, default=(SeparationOptions().fullband_n_fft, SeparationOptions().fullband_hop), metavar="N_FFT/HOP",
                    help="STFT of the full-rate ideal-mask reference row (default: the front end's default)")
+    p.add_argument("--wide", action="store_true", help="print one table row per rule, the datasets side by side")
     args = p.parse_args(argv)
     args.datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     args.singers = [s.strip() for s in args.singers.split(",") if s.strip()]
@@ -447,7 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(1)
     check_data(args.data, args.datasets)
     preset = get_preset(args.preset)
-    rules = make_rules(args.grids, args.high_bands, args.edge_hz, args.oracle_grid)
+    rules = make_rules(preset, args.grids, args.high_bands, args.edge_hz, args.oracle_grid)
     start = time.perf_counter()
     per_clip: dict[str, list[dict]] = {}
     timings: dict[str, float] = {}
@@ -465,15 +497,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     front_end = [r for r in rules if r.kind == "front-end"]
     ranked = sorted(front_end, key=lambda r: overall(summaries, r.name), reverse=True)
 
-    header = ["rule", "dataset", "SDR vocals", "SDR acc.", "NSDR vocals", "NSDR acc."]
-    rows = (table_rows(summaries, [r for r in rules if r.kind != ORACLE])
-            + table_rows(summaries, [best_interp] if best_interp else [], complement=True)
-            + table_rows(summaries, [r for r in rules if r.kind == ORACLE]))
-    print(markdown_table(header, rows))
+    head = header(list(summaries), args.wide)
+    rows = (table_rows(summaries, [r for r in rules if r.kind != ORACLE], wide=args.wide)
+            + table_rows(summaries, [best_interp] if best_interp else [], complement=True, wide=args.wide)
+            + table_rows(summaries, [r for r in rules if r.kind == ORACLE], wide=args.wide))
+    print(markdown_table(head, rows))
     print()
     print("With accompaniment = mixture - vocals (SeparationOptions(complement=True)) for every rule:")
     print()
-    print(markdown_table(header, table_rows(summaries, front_end, complement=True)))
+    print(markdown_table(head, table_rows(summaries, front_end, complement=True, wide=args.wide)))
+    print()
+    print("Plain SNR (no allowed distortion filter; a missing band counts in full):")
+    print()
+    snr_rules = [r for r in rules if r.kind != ORACLE]
+    snr_rows = (table_rows(summaries, snr_rules, wide=args.wide, metrics=SNR_METRICS)
+                + table_rows(summaries, [best_interp] if best_interp else [], complement=True, wide=args.wide, metrics=SNR_METRICS)
+                + table_rows(summaries, [r for r in rules if r.kind == ORACLE], wide=args.wide, metrics=SNR_METRICS))
+    print(markdown_table(header(list(summaries), args.wide, SNR_METRICS), snr_rows))
     print()
     counts = ", ".join(f"{d}: {len(v)} clip(s), {sum(c['seconds'] for c in v):.0f} s" for d, v in per_clip.items())
     print(f"clips: {counts}; runtime {time.perf_counter() - start:.0f} s")
@@ -482,9 +522,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {overall(summaries, r.name):6.2f} dB  {r.name}")
 
     report = {
-        "description": "full-band rules with ideal low-rate masks; SDR = BSS Eval v3 (mir_eval.separation.bss_eval_sources), mean over clips of the mean over channels; NSDR = SDR - SDR(mixture)",
+        "description": "full-band rules with ideal low-rate masks; SDR = BSS Eval v3 (mir_eval.separation.bss_eval_sources), mean over clips of the mean over channels; NSDR = SDR - SDR(mixture); SNR = plain signal-to-error ratio",
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
-        "preset": asdict(preset) if hasattr(preset, "__dataclass_fields__") else str(preset),
+        "preset": preset.to_dict(),
         "data": str(args.data),
         "datasets": {d: {"clips": [c["clip"] for c in v], "seconds": sum(c["seconds"] for c in v)} for d, v in per_clip.items()},
         "singers": args.singers if "mir1k" in args.datasets else None,
@@ -513,8 +553,6 @@ def _version(module: str) -> str | None:
 def _json_default(o):
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
     return str(o)
 
 

@@ -253,7 +253,11 @@ def load(path: str | os.PathLike, *, stream: int = 0, offset: float = 0.0, durat
 
 
 def resample(x: np.ndarray, src_rate: int, dst_rate: int, quality: str = "HQ") -> np.ndarray:
-    """Resample float32 ``(channels, samples)`` with soxr.  Output length ``ceil(n * dst / src)``."""
+    """Resample float32 ``(channels, samples)`` with soxr.
+
+    Output length ``round(n * dst / src)`` (soxr's); callers that need an exact
+    length crop or pad.
+    """
     if src_rate == dst_rate:
         return x
     import soxr
