@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=_positive, default=None, metavar="S", help="separate at most this many seconds")
     p.add_argument("--stream", type=int, default=0, metavar="N", help="audio stream of multi-stream files (MUSDB18 .stem.mp4: 0 = mixture)")
     p.add_argument("--filename", default="{track}/{stem}.{ext}", help="output path template inside OUTDIR (default: {track}/{stem}.{ext})")
-    p.add_argument("--fullband", choices=["interpolate", "bandlimited"], default=None, help="how full-band stems are formed from the model's 0-4 kHz masks (default: interpolate)")
+    p.add_argument("--fullband", choices=["interpolate", "bandlimited"], default=None, help="how full-band stems are formed from the model's 0-4 kHz masks (default: bandlimited)")
     p.add_argument("--high-band", choices=["edge", "zero", "one"], default=None, help="mask above the modelled band (default: edge)")
     p.add_argument("--complement", action="store_true", help="mixture-consistent stems: accompaniment = mixture - vocals")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the network runs (default: cpu)")
@@ -89,6 +89,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the installed models", description="List the installed models.")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("train", help="train a U-Net for one target", description="Train a U-Net (or the paper's baseline) for one target. "
+                       "Data-parallel: torchrun --nproc-per-node N $(which vocalsep) train ...")
+    p.add_argument("--data", required=True, metavar="PATH", help="dataset folder, .stem.mp4 file or pair manifest (.csv)")
+    p.add_argument("--dataset", choices=["mir1k", "stems", "musdb", "pairs"], default=None, help="dataset layout (default: guessed from PATH)")
+    p.add_argument("--target", choices=["vocals", "accompaniment"], default="vocals")
+    p.add_argument("--preset", default="jansson2017")
+    p.add_argument("--out", required=True, metavar="DIR", help="run folder: checkpoints, metrics.csv, split.json")
+    p.add_argument("--no-skip", dest="skip", action="store_false", help="train the paper's baseline (no skip connections)")
+    p.add_argument("--channels", type=lambda t: tuple(int(c) for c in t.split(",")), default=None, help="override the U-Net channels, e.g. 8,16,32")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-min", type=float, default=1e-5)
+    p.add_argument("--schedule", choices=["cosine", "constant"], default="cosine")
+    p.add_argument("--warmup-steps", type=int, default=100)
+    p.add_argument("--steps", type=int, default=None, help="stop after this many steps")
+    p.add_argument("--epochs", type=float, default=None, help="stop after this many epochs")
+    p.add_argument("--time-budget", type=float, default=None, metavar="S", help="stop after this many seconds of training")
+    p.add_argument("--steps-per-epoch", type=int, default=None, help="steps between validations (default: training audio / patch / batch)")
+    p.add_argument("--valid-groups", type=lambda t: tuple(x for x in t.split(",") if x), default=(), metavar="A,B", help="singers or tracks held out for validation")
+    p.add_argument("--valid-fraction", type=float, default=0.2, help="share of tracks held out when --valid-groups is not given")
+    p.add_argument("--valid-seconds", type=float, default=60.0, help="seconds of each validation track scored (default 60)")
+    p.add_argument("--remix", type=float, default=0.5, help="probability of remixing a voice over another track's accompaniment")
+    p.add_argument("--gain-db", type=float, default=6.0, help="random gain range of each source, +-dB")
+    p.add_argument("--silence", type=float, default=0.0, help="probability of a patch without voice")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch threads per process")
+    p.add_argument("--cache-dir", default=None, help="feature cache (default: beside --out)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.set_defaults(func=cmd_train)
     return parser
 
 
@@ -305,6 +335,31 @@ def cmd_info(args) -> int:
             print("  training:      " + json.dumps(ck.training, sort_keys=True, indent=None)[:2000])
         else:
             print("  training:      (no training facts recorded)")
+    return EXIT_OK
+
+
+def cmd_train(args) -> int:
+    from .training import Augment, TrainConfig, fit
+
+    try:
+        cfg = TrainConfig(
+            data=args.data, out=args.out, dataset=args.dataset, target=args.target, preset=args.preset, skip=args.skip,
+            channels=args.channels, batch_size=args.batch_size, lr=args.lr, lr_min=args.lr_min, schedule=args.schedule,
+            warmup_steps=args.warmup_steps, steps=args.steps, epochs=args.epochs, time_budget=args.time_budget,
+            steps_per_epoch=args.steps_per_epoch, valid_groups=args.valid_groups, valid_fraction=args.valid_fraction,
+            valid_seconds=args.valid_seconds, augment=Augment(remix=args.remix, gain_db=args.gain_db, silence=args.silence),
+            seed=args.seed, threads=args.threads, cache_dir=args.cache_dir, resume=args.resume,
+            progress=not args.quiet and sys.stderr.isatty(),
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    logging.getLogger("vocalsep").setLevel(logging.INFO if not args.quiet else logging.ERROR)
+    summary = fit(cfg)
+    if not args.quiet and int(os.environ.get("RANK", "0")) == 0:
+        last = summary.get("last") or {}
+        print(f"vocalsep: trained {summary['steps']} steps in {summary['train_seconds']:.0f} s "
+              f"({summary['patches_per_s']:.1f} patches/s); last validation NSDR {last.get('valid_nsdr', float('nan')):.2f} dB; "
+              f"best model {Path(summary['out']) / 'best.safetensors'}", file=sys.stderr)
     return EXIT_OK
 
 

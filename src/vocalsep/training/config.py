@@ -1,0 +1,111 @@
+"""Training configuration: one frozen, validated, JSON-serialisable dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import get_preset
+from ..errors import ConfigError
+
+TARGETS = ("vocals", "accompaniment")
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Data augmentation, applied to the waveforms of each patch before the STFT.
+
+    - ``remix``: probability that a patch takes its voice and its accompaniment
+      from two different (random) training tracks;
+    - ``gain_db``: each source is scaled by a random gain, uniform in
+      [-gain_db, +gain_db] dB;
+    - ``silence``: probability that the voice of a patch is removed (the
+      network learns to return nothing when there is no voice).
+    Pairs (original, instrumental) have no voice waveform: they get only a
+    common gain.
+    """
+
+    remix: float = 0.5
+    gain_db: float = 6.0
+    silence: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("remix", "silence"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"augment.{name} must be a probability in [0, 1]")
+        if not 0.0 <= self.gain_db <= 40:
+            raise ConfigError("augment.gain_db must be in [0, 40] dB")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str
+    out: str
+    dataset: str | None = None  # mir1k | stems | musdb | pairs; None: guessed from the path
+    target: str = "vocals"
+    preset: str = "jansson2017"
+    skip: bool = True  # False: the paper's baseline (no skip connections)
+    channels: tuple[int, ...] | None = None  # override the preset's U-Net channels (small test models)
+    batch_size: int = 8
+    lr: float = 1e-3
+    lr_min: float = 1e-5  # cosine schedule floor
+    schedule: str = "cosine"  # cosine | constant
+    warmup_steps: int = 100
+    steps: int | None = None
+    epochs: float | None = None
+    time_budget: float | None = None  # seconds of training (validation excluded)
+    steps_per_epoch: int | None = None  # default: training audio / patch length / batch size
+    valid_groups: tuple[str, ...] = ()
+    valid_fraction: float = 0.2
+    valid_seconds: float | None = 60.0  # at most this much of each validation track is scored
+    valid_every: int | None = None  # steps between validations; default: once per epoch
+    augment: Augment = field(default_factory=Augment)
+    seed: int = 0
+    threads: int | None = None
+    cache_dir: str | None = None  # default: OUT/../.cache (shared between runs)
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.augment, dict):
+            object.__setattr__(self, "augment", Augment(**self.augment))
+        object.__setattr__(self, "valid_groups", tuple(self.valid_groups))
+        if self.channels is not None:
+            object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        if self.target not in TARGETS:
+            raise ConfigError(f"target must be one of {TARGETS}")
+        get_preset(self.preset)
+        if self.batch_size < 1:
+            raise ConfigError("batch_size must be >= 1")
+        if not self.lr > 0 or self.lr_min < 0:
+            raise ConfigError("lr must be > 0 and lr_min >= 0")
+        if self.schedule not in ("cosine", "constant"):
+            raise ConfigError("schedule must be cosine or constant")
+        if self.steps is None and self.epochs is None and self.time_budget is None:
+            raise ConfigError("say when to stop: steps, epochs or time_budget")
+        for name in ("steps", "steps_per_epoch", "valid_every"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ConfigError(f"{name} must be >= 1")
+        if self.epochs is not None and not self.epochs > 0:
+            raise ConfigError("epochs must be > 0")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ConfigError("time_budget must be > 0 seconds")
+        if not 0 <= self.valid_fraction < 1:
+            raise ConfigError("valid_fraction must be in [0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, indent=1)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        d = dict(d)
+        if isinstance(d.get("augment"), dict):
+            d["augment"] = Augment(**d["augment"])
+        return cls(**d)

@@ -1,0 +1,331 @@
+"""The training loop: ``fit(config)``.
+
+- L1,1 loss of (mask x X - Y) on magnitudes normalised by the patch's
+  mixture maximum (the same rule the model applies to its input), averaged
+  over the valid (non-padding) bins and frames; Adam.
+- Validation (rank 0): loss on fixed validation patches and NSDR of the
+  target on the validation tracks through the real :class:`Separator`.
+- ``OUT/best.safetensors`` (best validation NSDR) and ``OUT/last.safetensors``
+  are written atomically with the training facts in their metadata;
+  ``OUT/state.pt`` holds what ``--resume`` needs (weights, optimiser, step,
+  clock); ``OUT/metrics.csv`` one row per validation; ``OUT/split.json`` the
+  split; ``OUT/config.json`` the configuration.
+- Every random draw is a function of (seed, rank, step), so a run resumed
+  after a kill ends with the same weights as an uninterrupted one.
+- Data-parallel with ``torchrun --nproc-per-node N vocalsep train ...``
+  (DistributedDataParallel, gloo on CPU): each process draws its own patches.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from .._atomic import publish, temp_beside
+from ..checkpoint import save_checkpoint
+from ..config import Preset, get_preset
+from ..data.datasets import open_dataset, split_tracks
+from ..errors import ConfigError
+from ..evaluation.metrics import nsdr_scores
+from ..model import UNet
+from ..separator import SeparationOptions, Separator
+from .config import TrainConfig
+from .features import CachedTrack, PatchSampler, load_cached
+
+log = logging.getLogger(__name__)
+
+_KILL_AT = int(os.environ["VOCALSEP_TEST_KILL_AT_STEP"]) if os.environ.get("VOCALSEP_TEST_KILL_AT_STEP") else None
+
+METRIC_FIELDS = ["step", "epoch", "train_loss", "valid_loss", "valid_nsdr", "valid_sdr", "lr", "patches_per_s", "train_seconds", "wall"]
+
+
+def make_preset(cfg: TrainConfig) -> Preset:
+    preset = get_preset(cfg.preset)
+    unet = replace(preset.unet, skip=cfg.skip)
+    if cfg.channels is not None:
+        unet = replace(unet, channels=cfg.channels, dropout_layers=min(unet.dropout_layers, len(cfg.channels)))
+    return replace(preset, unet=unet)
+
+
+def masked_l1(mask: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Mean |mask * X - Y| over valid frames, with X and Y divided by each item's max of X."""
+    scale = X.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
+    err = (mask * X - Y).abs() / scale * w
+    denom = (w.sum() * X.shape[1] * X.shape[2]).clamp_min(1.0)
+    return err.sum() / denom
+
+
+def lr_at(cfg: TrainConfig, step: int, total: int | None) -> float:
+    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    if cfg.schedule == "constant" or not total:
+        return cfg.lr * warm
+    p = min(1.0, step / max(1, total))
+    return (cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * p))) * warm
+
+
+class _Dist:
+    def __init__(self) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.enabled = self.world > 1
+        if self.enabled:
+            import torch.distributed as dist
+
+            if not dist.is_initialized():
+                dist.init_process_group("gloo")
+            self.dist = dist
+
+    def any(self, flag: bool) -> bool:
+        if not self.enabled:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0])
+        self.dist.all_reduce(t)
+        return bool(t.item() > 0)
+
+    def mean(self, value: float) -> float:
+        if not self.enabled:
+            return value
+        t = torch.tensor([value], dtype=torch.float64)
+        self.dist.all_reduce(t)
+        return float(t.item() / self.world)
+
+    def barrier(self) -> None:
+        if self.enabled:
+            self.dist.barrier()
+
+
+def _save_state(path: Path, state: dict[str, Any]) -> None:
+    tmp = temp_beside(path)
+    try:
+        torch.save(state, tmp)
+        publish(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _valid_patches(tracks: list[CachedTrack], preset: Preset, target: str, seed: int, count: int = 16):
+    """Fixed validation patches (no augmentation), drawn once."""
+    from .config import Augment
+
+    sampler = PatchSampler(tracks, preset, target, Augment(remix=0.0, gain_db=0.0, silence=0.0), seed=seed + 7777)
+    return [sampler.batch(i, 4) for i in range(max(1, count // 4))]
+
+
+@torch.no_grad()
+def validate(model: UNet, preset: Preset, target: str, tracks: list[CachedTrack], patches, seconds: float | None) -> dict[str, float]:
+    """Validation loss on fixed patches, and mean NSDR/SDR of ``target`` on whole tracks through the real separator."""
+    model.eval()
+    losses = [masked_l1(model(X), X, Y, w).item() for X, Y, w in patches]
+    sep = Separator({target: model}, preset, SeparationOptions())
+    nsdrs, sdrs = [], []
+    for t in tracks:
+        if t.vocals is None:
+            continue
+        n = t.samples if seconds is None else min(t.samples, int(seconds * preset.sample_rate))
+        mix, voc, acc = t.mixture[:n], t.vocals[:n], t.accompaniment[:n]
+        if not np.any(voc) or not np.any(acc):
+            continue  # only tracks with a voice (and an accompaniment) count
+        est = sep.separate(mix, preset.sample_rate)
+        scores = nsdr_scores(mix, {"vocals": voc, "accompaniment": acc}, {k: v.numpy() for k, v in est.items()})
+        nsdrs.append(scores[target]["nsdr"])
+        sdrs.append(scores[target]["sdr"])
+    model.train()
+    return {
+        "valid_loss": float(np.mean(losses)) if losses else float("nan"),
+        "valid_nsdr": float(np.mean(nsdrs)) if nsdrs else float("nan"),
+        "valid_sdr": float(np.mean(sdrs)) if sdrs else float("nan"),
+    }
+
+
+def fit(config: TrainConfig) -> dict[str, Any]:
+    """Train one model; returns a summary (also written to ``OUT/summary.json``)."""
+    cfg = config
+    dist = _Dist()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    state_path = out / "state.pt"
+    if out.exists() and any(out.iterdir()) and not cfg.resume and dist.rank == 0:
+        if state_path.exists():
+            raise ConfigError(f"{out} already holds a training run; use --resume to continue it or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    preset = make_preset(cfg)
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out.parent / ".vocalsep-cache"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.perf_counter()
+    dataset = open_dataset(cfg.data, cfg.dataset)
+    train_tracks, valid_tracks = split_tracks(dataset.tracks, cfg.valid_groups or None, cfg.valid_fraction, cfg.seed)
+    # rank 0 fills the cache first, the others then read it
+    if dist.rank == 0:
+        train = [load_cached(t, preset.sample_rate, cache_dir) for t in train_tracks]
+        valid = [load_cached(t, preset.sample_rate, cache_dir) for t in valid_tracks]
+    dist.barrier()
+    if dist.rank != 0:
+        train = [load_cached(t, preset.sample_rate, cache_dir) for t in train_tracks]
+        valid = []
+    data_seconds = time.perf_counter() - t0
+    split = {
+        "dataset": type(dataset).__name__,
+        "data": str(cfg.data),
+        "train_groups": sorted({t.group for t in train_tracks}),
+        "valid_groups": sorted({t.group for t in valid_tracks}),
+        "train_tracks": [t.name for t in train_tracks],
+        "valid_tracks": [t.name for t in valid_tracks],
+        "train_hours": sum(t.samples for t in train) / preset.sample_rate / 3600,
+    }
+    sampler = PatchSampler(train, preset, cfg.target, cfg.augment, seed=cfg.seed, rank=dist.rank)
+    steps_per_epoch = cfg.steps_per_epoch or max(1, math.ceil(sampler.total_samples / sampler.patch_samples / cfg.batch_size / dist.world))
+    total_steps = cfg.steps if cfg.steps is not None else (math.ceil(cfg.epochs * steps_per_epoch) if cfg.epochs else None)
+    valid_every = cfg.valid_every or steps_per_epoch
+
+    torch.manual_seed(cfg.seed)
+    model = UNet(preset.unet)
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    step, best, train_seconds = 0, -math.inf, 0.0
+    if cfg.resume and state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        saved_cfg = json.loads(state["config"])
+        for key in ("data", "target", "preset", "skip", "channels", "batch_size", "seed"):
+            have = list(saved_cfg[key]) if isinstance(saved_cfg[key], list) else saved_cfg[key]
+            want = list(cfg.to_dict()[key]) if isinstance(cfg.to_dict()[key], tuple) else cfg.to_dict()[key]
+            if have != want:
+                raise ConfigError(f"--resume: {key} differs from the interrupted run ({have!r} there, {want!r} now)")
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        step, best, train_seconds = int(state["step"]), float(state["best"]), float(state["train_seconds"])
+        log.info("resuming %s at step %d", out, step)
+    elif cfg.resume:
+        log.warning("%s: nothing to resume, starting afresh", out)
+    net = model
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model)
+    model.train()
+
+    if dist.rank == 0:
+        (out / "config.json").write_text(cfg.to_json())
+        (out / "split.json").write_text(json.dumps(split, indent=1))
+        patches = _valid_patches(valid, preset, cfg.target, cfg.seed) if valid else []
+    metrics_path = out / "metrics.csv"
+    if dist.rank == 0 and not metrics_path.exists():
+        with open(metrics_path, "w", newline="") as f:
+            csv.DictWriter(f, METRIC_FIELDS).writeheader()
+
+    def training_facts(extra: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "vocalsep_version": __version__,
+            "torch": torch.__version__,
+            "machine": platform.machine(),
+            "config": cfg.to_dict(),
+            "split": {k: split[k] for k in ("dataset", "data", "train_groups", "valid_groups", "train_hours")},
+            "world_size": dist.world,
+            **extra,
+        }
+
+    def checkpoint(row: dict[str, Any], is_best: bool) -> None:
+        facts = training_facts({"step": step, "train_seconds": round(train_seconds, 1), "valid": row})
+        save_checkpoint(out / "last.safetensors", model, target=cfg.target, preset=preset, training=facts)
+        if is_best:
+            save_checkpoint(out / "best.safetensors", model, target=cfg.target, preset=preset, training=facts)
+        _save_state(state_path, {
+            "model": model.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "step": step,
+            "best": best,
+            "train_seconds": train_seconds,
+            "config": cfg.to_json(),
+        })
+
+    timing = {"data": 0.0, "forward": 0.0, "backward": 0.0}
+    window_loss, window_n, window_t = 0.0, 0, 0.0
+    bar = None
+    if dist.rank == 0 and cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True)
+    last_row: dict[str, Any] = {}
+    while True:
+        stop = (total_steps is not None and step >= total_steps) or (cfg.time_budget is not None and train_seconds >= cfg.time_budget)
+        if dist.any(stop):
+            break
+        ts = time.perf_counter()
+        for g in optimiser.param_groups:
+            g["lr"] = lr_at(cfg, step, total_steps)
+        X, Y, w = sampler.batch(step, cfg.batch_size)
+        td = time.perf_counter()
+        torch.manual_seed((cfg.seed * 1_000_003 + dist.rank * 7919 + step) % (2**63))
+        mask = net(X)
+        loss = masked_l1(mask, X, Y, w)
+        tf = time.perf_counter()
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        te = time.perf_counter()
+        timing["data"] += td - ts
+        timing["forward"] += tf - td
+        timing["backward"] += te - tf
+        train_seconds += te - ts
+        window_t += te - ts
+        step += 1
+        if _KILL_AT is not None and step == _KILL_AT:  # tests: a hard kill, no clean-up
+            os._exit(137)
+        window_loss += loss.item()
+        window_n += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}", patches_s=f"{cfg.batch_size * dist.world / max(te - ts, 1e-9):.1f}")
+        done = (total_steps is not None and step >= total_steps) or (cfg.time_budget is not None and train_seconds >= cfg.time_budget)
+        if step % valid_every == 0 or done:
+            train_loss = dist.mean(window_loss / max(window_n, 1))
+            rate = cfg.batch_size * dist.world * window_n / max(window_t, 1e-9)
+            window_loss, window_n, window_t = 0.0, 0, 0.0
+            if dist.rank == 0:
+                row = {"step": step, "epoch": round(step / steps_per_epoch, 3), "train_loss": round(train_loss, 6),
+                       "lr": lr_at(cfg, step - 1, total_steps), "patches_per_s": round(rate, 2),
+                       "train_seconds": round(train_seconds, 1), "wall": round(time.perf_counter() - t0, 1)}
+                row.update(validate(model, preset, cfg.target, valid, patches, cfg.valid_seconds) if valid else
+                           {"valid_loss": float("nan"), "valid_nsdr": float("nan"), "valid_sdr": float("nan")})
+                score = row["valid_nsdr"] if not math.isnan(row["valid_nsdr"]) else -row["valid_loss"] if not math.isnan(row["valid_loss"]) else -train_loss
+                is_best = score > best
+                best = max(best, score)
+                checkpoint(row, is_best)
+                with open(metrics_path, "a", newline="") as f:
+                    csv.DictWriter(f, METRIC_FIELDS).writerow(row)
+                last_row = row
+                msg = f"step {step}: train loss {train_loss:.4f}, valid loss {row['valid_loss']:.4f}, valid NSDR {row['valid_nsdr']:.2f} dB{' (best)' if is_best else ''}"
+                (bar.write if bar is not None else log.info)(msg)
+            dist.barrier()
+    if bar is not None:
+        bar.close()
+    summary = {
+        "out": str(out),
+        "steps": step,
+        "train_seconds": round(train_seconds, 1),
+        "data_seconds": round(data_seconds, 1),
+        "patches_per_s": round(step * cfg.batch_size * dist.world / max(train_seconds, 1e-9), 2) if step else 0.0,
+        "best_score": best,
+        "last": last_row,
+        "timing_seconds": {k: round(v, 1) for k, v in timing.items()},
+        "world_size": dist.world,
+    }
+    if dist.rank == 0:
+        if not (out / "last.safetensors").exists():  # stopped before any validation
+            checkpoint({}, True)
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    dist.barrier()
+    return summary
