@@ -3,22 +3,32 @@
 
 What it measures
 ----------------
-1. **End to end**: the real command line, ``vocalsep separate FILE -o OUTDIR
-   -m MODEL --force -q`` (16-bit WAV, the default), run as a child process on a
+1. **End to end**: the real command line, ``vocalsep -q separate FILE -o
+   OUTDIR -m MODEL --force`` (16-bit WAV, the default; ``-q`` must come before
+   ``separate``, the subcommand rejects it), run as a child process on a
    3-minute and a 60-minute stereo 44.1 kHz MP3 (``--durations``).  Wall time,
    x real time (audio seconds / wall seconds), the child's CPU time and the
    peak RSS of the whole child process, start-up included (``os.wait4`` on
-   the child's own pid, so each run has its own ``ru_maxrss``).  The outputs
-   are deleted after each run unless ``--keep``.
+   the child's own pid, so each run has its own ``ru_maxrss``; the child is
+   started by a tiny launcher process, because exec() would otherwise copy
+   this process's own peak RSS into the child's figure).  The outputs are
+   deleted after each run unless ``--keep``.
 2. **Start-up**: a child that only imports vocalsep and loads the model, for
    the fixed time and memory every run pays.
 3. **Model only**: in process, the U-Net forward passes alone (both models,
    ``torch.inference_mode``, batch = 2 channels, segments of the separator's
    ``segment_frames``) over the equivalent of 3 minutes of stereo audio.
-4. **Stages**: one in-process separation of the shortest file, with small
-   timing wrappers around the decoder, the resampler, the STFTs, the models,
-   the mask interpolation, the inverse STFT and the writer (nothing in
-   ``src/`` is changed; the wrappers are removed afterwards).
+4. **Stages**: one in-process separation of the shortest file (the
+   separator's default options, as the CLI uses them), with small timing
+   wrappers around the decoder, the resamplers, the STFTs, the models, the
+   mask interpolation, the high-band gain, the inverse STFTs and the writer;
+   each is booked as exclusive time under the analysis or the synthesis that
+   called it.  Nothing in ``src/`` is changed; the wrappers are removed
+   afterwards.  It is the first separation in this process, as in the CLI.
+
+The machine's other load (CPU seconds busy outside the measured process, from
+``/proc/stat``) is recorded for every measurement; ``--wait-idle S`` waits up
+to S seconds for a quiet machine before each one.
 
 The inputs are built by looping ``slow-motion-dream.mp3`` (10.9 s) from the
 shared data folder and encoding, block by block, to MP3; they are cached in
@@ -34,12 +44,15 @@ Usage::
 
     python benchmarks/separate_speed.py                  # 3 and 60 minutes
     python benchmarks/separate_speed.py --durations 3 --repeat 3 --threads 2
+    python benchmarks/separate_speed.py --repeat 2 --wait-idle 120   # on a shared machine
+    python benchmarks/separate_speed.py --fullband interpolate       # the other full-band rule
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -146,6 +159,34 @@ def own_load():
             info["steal_s"] = sys_cpu["steal_s"]
 
 
+def wait_idle(max_s: float, threshold: float = 0.2) -> dict | None:
+    """Wait up to ``max_s`` seconds for the other load on the machine to fall below ``threshold`` CPUs (1-s samples)."""
+    if max_s <= 0:
+        return None
+    t0 = time.perf_counter()
+    other = float("nan")
+    while True:
+        with own_load() as info:
+            time.sleep(1.0)
+        other = info.get("other_load", 0.0)
+        waited = time.perf_counter() - t0
+        if other < threshold or waited >= max_s:
+            if waited > 1.5 or other >= threshold:
+                say(f"    waited {waited:.0f} s for an idle machine: other load now {other:.2f} CPUs"
+                    + ("" if other < threshold else " (gave up waiting)"))
+            return {"waited_s": round(waited, 1), "other_load": round(other, 3), "idle": other < threshold}
+
+
+def git_state() -> str | None:
+    """The commit measured, and whether src/ had uncommitted changes (src/ changes under this benchmark's feet)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (head + (" (src/ modified)" if dirty else "")) or None
+
+
 def machine_info(threads: int | None) -> dict:
     import torch
 
@@ -176,6 +217,7 @@ def machine_info(threads: int | None) -> dict:
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "MKL_NUM_THREADS": os.environ.get("MKL_NUM_THREADS"),
         "loadavg_at_start": loadavg(),
+        "git": git_state(),
         "uptime_at_start": uptime,
     }
 
@@ -196,10 +238,10 @@ def build_input(minutes: float, clip: np.ndarray, rate: int) -> dict:
         try:
             r = AudioReader(path)
             if r.sample_rate == rate and r.channels == clip.shape[0] and r.frames is not None and abs(r.frames - want) < rate:
-                return {"minutes": minutes, "path": str(path), "frames": r.frames, "seconds": r.frames / rate, "built": False, "build_s": 0.0}
+                return {"minutes": minutes, "path": str(path), "rate": rate, "frames": r.frames, "seconds": r.frames / rate, "built": False, "build_s": 0.0}
+            say(f"  cached {path.name} has the wrong length or format; rebuilding")
         except Exception as exc:  # noqa: BLE001 - a bad cache file is rebuilt
             say(f"  cached {path.name} unreadable ({exc}); rebuilding")
-        say(f"  cached {path.name} has the wrong length; rebuilding")
     say(f"  building {path.name} ({minutes:g} min) by looping {SOURCE.name} ...")
     t0 = time.perf_counter()
     # blocks of whole clips (~44 s): memory holds one block, never the whole file
@@ -215,7 +257,7 @@ def build_input(minutes: float, clip: np.ndarray, rate: int) -> dict:
     r = AudioReader(path)
     say(f"    {written / rate:.0f} s written in {dt:.1f} s ({written / rate / dt:.0f}x real time); "
         f"{clipped} samples clipped to [-1, 1] (MP3 decoding overshoot of the source)")
-    return {"minutes": minutes, "path": str(path), "frames": r.frames, "seconds": (r.frames or written) / rate, "built": True, "build_s": round(dt, 2)}
+    return {"minutes": minutes, "path": str(path), "rate": rate, "frames": r.frames, "seconds": (r.frames or written) / rate, "built": True, "build_s": round(dt, 2)}
 
 
 # -- model -----------------------------------------------------------------------
@@ -278,36 +320,63 @@ def child_env(threads: int | None) -> dict[str, str]:
     return env
 
 
+# A tiny process that starts the measured command, waits for it with wait4 and
+# prints its own rusage as JSON.  It is needed for a correct peak RSS: on Linux
+# exec() records the high-water RSS of the mm being replaced into the new
+# program's ru_maxrss, and a child forked (or vforked) straight from this
+# benchmark would carry this process's peak (~0.8 GB after the in-process
+# separation) into its own figure.  The launcher is small when it forks, so the
+# measured child's ru_maxrss is its own.
+_LAUNCHER = """
+import json, os, subprocess, sys, time
+log = open(sys.argv[1], "wb")
+t0 = time.perf_counter()
+p = subprocess.Popen(sys.argv[2:], stdout=log, stderr=subprocess.STDOUT)
+_, status, ru = os.wait4(p.pid, 0)
+wall = time.perf_counter() - t0
+print(json.dumps({"rc": os.waitstatus_to_exitcode(status), "wall_s": wall, "user_s": ru.ru_utime, "sys_s": ru.ru_stime,
+                  "maxrss_kib": ru.ru_maxrss, "minflt": ru.ru_minflt, "majflt": ru.ru_majflt}))
+"""
+
+
 def run_child(cmd: list[str], env: dict[str, str], log_path: Path) -> dict:
-    """Run ``cmd``; its own wall time, CPU time and peak RSS (wait4 on its pid), and the machine's other load meanwhile."""
+    """Run ``cmd``: its own wall time, CPU time and peak RSS (os.wait4 on its pid), and the machine's other load meanwhile.
+
+    The command is started by a small launcher process (see ``_LAUNCHER``) so
+    that its ``ru_maxrss`` is not inflated by this process's memory.
+    """
     sampler = CpuSampler()
     load_before = loadavg()
-    with open(log_path, "wb") as log:
-        sampler.start()
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        _, status, ru = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        sys_cpu = sampler.stop()
-    proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped: keep Popen from waiting again
-    cpu = ru.ru_utime + ru.ru_stime
+    sampler.start()
+    t0 = time.perf_counter()
+    launcher = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(log_path), *cmd], stdout=subprocess.PIPE, env=env, cwd=ROOT)
+    out, _ = launcher.communicate()
+    outer_wall = time.perf_counter() - t0
+    sys_cpu = sampler.stop()
+    try:
+        ru = json.loads(out)
+    except ValueError:
+        raise RuntimeError(f"benchmark launcher failed (exit {launcher.returncode}): {out[-500:]!r}") from None
+    wall = ru["wall_s"]
+    cpu = ru["user_s"] + ru["sys_s"]
     result = {
-        "rc": proc.returncode,
+        "rc": ru["rc"],
         "wall_s": wall,
         "cpu_s": cpu,
-        "user_s": ru.ru_utime,
-        "sys_s": ru.ru_stime,
-        "peak_rss_mb": ru.ru_maxrss * 1024 / MB,  # Linux: ru_maxrss is in KiB
-        "major_faults": ru.ru_majflt,
+        "user_s": ru["user_s"],
+        "sys_s": ru["sys_s"],
+        "peak_rss_mb": ru["maxrss_kib"] * 1024 / MB,  # Linux: ru_maxrss is in KiB
+        "minor_faults": ru["minflt"],
+        "major_faults": ru["majflt"],
         "load_before": load_before,
         "load_after": loadavg(),
     }
-    if sys_cpu is not None:
-        # busy CPU seconds on the whole machine that were not our child: other jobs (and this script, idle while waiting)
+    if sys_cpu is not None and outer_wall > 0:
+        # busy CPU seconds on the whole machine that were not our child: other jobs (this process sleeps meanwhile)
         result["other_cpu_s"] = max(0.0, sys_cpu["busy_cpu_s"] - cpu)
-        result["other_load"] = result["other_cpu_s"] / wall if wall > 0 else 0.0
+        result["other_load"] = result["other_cpu_s"] / outer_wall
         result["steal_s"] = sys_cpu["steal_s"]
-    result["log_tail"] = log_path.read_text(errors="replace")[-2000:]
+    result["log_tail"] = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
     return result
 
 
@@ -326,7 +395,7 @@ def output_frames(outdir: Path) -> dict[str, int]:
     return {p.stem: sf.info(str(p)).frames for p in sorted(outdir.rglob("*.wav"))}
 
 
-def cli_command(cmd0: list[str], path: str, outdir, model_args: list[str]) -> list[str]:
+def cli_command(cmd0: list[str], path: str, outdir, model_args: list[str], extra: list[str] = ()) -> list[str]:
     """``vocalsep -q separate FILE -o OUTDIR --force -m MODEL...`` (WAV 16-bit, the default).
 
     ``-q`` goes before the subcommand: it is an option of the top-level
@@ -335,7 +404,11 @@ def cli_command(cmd0: list[str], path: str, outdir, model_args: list[str]) -> li
     cmd = cmd0 + ["-q", "separate", str(path), "-o", str(outdir), "--force"]
     for m in model_args:
         cmd += ["-m", m]
-    return cmd
+    return cmd + list(extra)
+
+
+def cli_extra(args) -> list[str]:
+    return ["--fullband", args.fullband] if args.fullband else []
 
 
 def end_to_end(item: dict, model_args: list[str], args, env: dict[str, str], cmd0: list[str]) -> dict:
@@ -345,13 +418,15 @@ def end_to_end(item: dict, model_args: list[str], args, env: dict[str, str], cmd
     for i in range(args.repeat):
         if outdir.exists():
             shutil.rmtree(outdir)
-        cmd = cli_command(cmd0, item["path"], outdir, model_args)
+        cmd = cli_command(cmd0, item["path"], outdir, model_args, cli_extra(args))
+        idle = wait_idle(args.wait_idle)
         say(f"  {minutes:g} min, run {i + 1}/{args.repeat}: vocalsep {' '.join(cmd[len(cmd0):])}")
         r = run_child(cmd, env, OUT / f"separate-{minutes:g}min.log")
         frames = output_frames(outdir) if outdir.exists() else {}
         r["output_frames"] = frames
+        r["wait_idle"] = idle
         r["ok"] = r["rc"] == 0 and set(frames) == {"vocals", "accompaniment"} and len(set(frames.values())) == 1
-        seconds = (next(iter(frames.values())) / 44100) if frames else item["seconds"]
+        seconds = (next(iter(frames.values())) / item["rate"]) if frames else item["seconds"]  # the exact decoded length
         r["x_realtime"] = seconds / r["wall_s"]
         say(f"    rc {r['rc']}, {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU, {r['x_realtime']:.1f}x real time, "
             f"peak RSS {r['peak_rss_mb']:.0f} MB, other load {r.get('other_load', float('nan')):.2f} CPUs")
@@ -364,7 +439,7 @@ def end_to_end(item: dict, model_args: list[str], args, env: dict[str, str], cmd
     walls = [r["wall_s"] for r in runs]
     audio_s = item["seconds"]
     if runs and runs[-1]["output_frames"]:
-        audio_s = next(iter(runs[-1]["output_frames"].values())) / 44100
+        audio_s = next(iter(runs[-1]["output_frames"].values())) / item["rate"]
     med = statistics.median(walls)
     return {
         "minutes": minutes,
@@ -383,14 +458,16 @@ def end_to_end(item: dict, model_args: list[str], args, env: dict[str, str], cmd
 
 # -- in-process: model only and stages --------------------------------------------
 
-def load_separator(model_args: list[str], threads: int | None):
+def load_separator(model_args: list[str], threads: int | None, fullband: str | None = None):
+    """The separator the CLI would build: default options, except ``--fullband`` if given."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
-    from vocalsep.separator import Separator
+    from vocalsep.separator import SeparationOptions, Separator
 
-    return Separator.from_pretrained(model_args if len(model_args) > 1 else model_args[0])
+    options = SeparationOptions(fullband=fullband) if fullband else SeparationOptions()
+    return Separator.from_pretrained(model_args if len(model_args) > 1 else model_args[0], options)
 
 
 def model_only(sep, clip: np.ndarray, rate: int, repeat: int, minutes: float = 3.0) -> dict:
@@ -442,16 +519,34 @@ def model_only(sep, clip: np.ndarray, rate: int, repeat: int, minutes: float = 3
 
 
 class StageTimer:
-    """Inclusive time of wrapped callables, by name; wrappers are undone on exit."""
+    """Exclusive time of wrapped callables (own time minus that of wrapped callees).
 
-    def __init__(self) -> None:
-        self.t: dict[str, float] = {}
-        self.n: dict[str, int] = {}
+    Each call is booked under ``(context, name)``: ``context`` is the nearest
+    enclosing call named in ``contexts`` (``analyse``/``synthesise``), so that
+    a resampler or STFT is attributed to the analysis or to the synthesis that
+    called it.  The wrappers are removed by :meth:`undo`.
+    """
+
+    def __init__(self, contexts: tuple[str, ...] = ("analyse", "synthesise")) -> None:
+        self.contexts = contexts
+        self.excl: dict[tuple[str | None, str], float] = {}
+        self.calls: dict[str, int] = {}
+        self._stack: list[list] = []  # [name, time spent in wrapped callees]
         self._undo: list = []
 
-    def add(self, name: str, dt: float) -> None:
-        self.t[name] = self.t.get(name, 0.0) + dt
-        self.n[name] = self.n.get(name, 0) + 1
+    def _enter(self, name: str) -> float:
+        self._stack.append([name, 0.0])
+        return time.perf_counter()
+
+    def _exit(self, t0: float) -> None:
+        dt = time.perf_counter() - t0
+        name, inner = self._stack.pop()
+        context = next((n for n, _ in reversed(self._stack) if n in self.contexts), None)
+        key = (context, name)
+        self.excl[key] = self.excl.get(key, 0.0) + dt - inner
+        self.calls[name] = self.calls.get(name, 0) + 1
+        if self._stack:
+            self._stack[-1][1] += dt
 
     def wrap(self, owner, attr: str, name: str) -> None:
         """Time ``owner.attr``: a class's method, a module's function or an instance's bound method."""
@@ -460,29 +555,30 @@ class StageTimer:
         orig = own[attr] if isinstance(owner, type) else getattr(owner, attr)  # a class: the plain function, so it still binds
 
         def timed(*a, **k):
-            t0 = time.perf_counter()
+            t0 = self._enter(name)
             try:
                 return orig(*a, **k)
             finally:
-                self.add(name, time.perf_counter() - t0)
+                self._exit(t0)
 
         setattr(owner, attr, timed)
         self._undo.append((owner, attr, orig, had_own))
 
     def wrap_generator(self, cls: type, attr: str, name: str) -> None:
+        """Time each step of a generator method (the time to produce each item)."""
         func = vars(cls)[attr]
 
         def timed_gen(*a, **k):
             gen = func(*a, **k)
             try:
                 while True:
-                    t0 = time.perf_counter()
+                    t0 = self._enter(name)
                     try:
                         item = next(gen)
                     except StopIteration:
-                        self.add(name, time.perf_counter() - t0)
                         return
-                    self.add(name, time.perf_counter() - t0)
+                    finally:
+                        self._exit(t0)
                     yield item
             finally:
                 gen.close()
@@ -491,18 +587,10 @@ class StageTimer:
         self._undo.append((cls, attr, func, True))
 
     def hook_module(self, module, name: str) -> None:
-        start: list[float] = []
-
-        def pre(mod, inp):
-            start.append(time.perf_counter())
-
-        def post(mod, inp, out):
-            self.add(name, time.perf_counter() - start.pop())
-
-        h1 = module.register_forward_pre_hook(pre)
-        h2 = module.register_forward_hook(post)
-        self._undo.append((h1, None, None, None))
-        self._undo.append((h2, None, None, None))
+        starts: list[float] = []
+        h1 = module.register_forward_pre_hook(lambda mod, inp: starts.append(self._enter(name)))
+        h2 = module.register_forward_hook(lambda mod, inp, out: self._exit(starts.pop()))
+        self._undo += [(h1, None, None, None), (h2, None, None, None)]
 
     def undo(self) -> None:
         for owner, attr, orig, had_own in reversed(self._undo):
@@ -515,28 +603,50 @@ class StageTimer:
         self._undo.clear()
 
 
+_STAGE_LABELS = {
+    "probe": "probe (open file)",
+    "decode": "decode (MP3 -> float, 1 block per MP3 frame)",
+    "analyse": "glue",
+    "resample": "resample (soxr HQ)",
+    "stft_low": "STFT 1024/768 @ 8192 Hz",
+    "istft_low": "inverse STFT 1024/768 @ 8192 Hz",
+    "magnitude": "magnitude",
+    "stft_full": "STFT 2048/512 @ input rate",
+    "istft_full": "inverse STFT 2048/512 @ input rate",
+    "interp": "mask interpolation",
+    "high_gain": "high-band gain (np.interp per sample)",
+    "fit": "crop/pad",
+    "synthesise": "mask x spectrogram, additions, copies",
+    "segment": "segment: complement, dict glue",
+    "write": "write WAV blocks (clip check, int16)",
+    "commit": "commit (close, rename)",
+}
+
+
 def stage_breakdown(sep, path: str, seconds: float) -> dict:
-    """One in-process separation of ``path`` (WAV 16-bit), timed stage by stage."""
+    """One in-process separation of ``path`` (WAV 16-bit, the separator's default options), timed stage by stage."""
     import vocalsep.separator as S
     from vocalsep.audio import AudioReader, AudioWriter
 
     st = StageTimer()
     outdir = OUT / "stages-tmp"
     shutil.rmtree(outdir, ignore_errors=True)
+    front = sep.front
     try:
         st.wrap(AudioReader, "__init__", "probe")
         st.wrap_generator(AudioReader, "blocks", "decode")
-        st.wrap(S, "resample", "resample")
-        st.wrap(S, "interpolate_mask", "mask_interp")
-        st.wrap(sep.front, "analyse", "analyse")
-        st.wrap(sep.front, "magnitude", "magnitude")
-        st.wrap(sep.front, "synthesise", "synthesise")
-        st.wrap(sep.front.low_stft, "forward", "stft_low")
-        st.wrap(sep.front.full_stft, "forward", "stft_full")
-        st.wrap(sep.front.full_stft, "inverse", "istft_full")
-        st.wrap(sep.front.low_stft, "inverse", "istft_low")
+        for attr, name in (("resample", "resample"), ("interpolate_mask", "interp"), ("_fit", "fit")):
+            if hasattr(S, attr):
+                st.wrap(S, attr, name)
+        for attr, name in (("analyse", "analyse"), ("magnitude", "magnitude"), ("synthesise", "synthesise"), ("_high_gain", "high_gain")):
+            if hasattr(front, attr):
+                st.wrap(front, attr, name)
+        for stft, tag in ((getattr(front, "low_stft", None), "low"), (getattr(front, "full_stft", None), "full")):
+            if stft is not None:
+                st.wrap(stft, "forward", f"stft_{tag}")
+                st.wrap(stft, "inverse", f"istft_{tag}")
         for target, m in sep.models.items():
-            st.hook_module(m, f"model_{target}")
+            st.hook_module(m, f"model: {target}")
         st.wrap(AudioWriter, "write", "write")
         st.wrap(AudioWriter, "commit", "commit")
         st.wrap(sep, "_separate_segment", "segment")
@@ -546,44 +656,43 @@ def stage_breakdown(sep, path: str, seconds: float) -> dict:
     finally:
         st.undo()
         shutil.rmtree(outdir, ignore_errors=True)
-    t = st.t
-    g = lambda k: t.get(k, 0.0)  # noqa: E731
-    model = sum(v for k, v in t.items() if k.startswith("model_"))
-    fine = {
-        "probe (open file)": g("probe"),
-        "decode (MP3 -> float)": g("decode"),
-        "resample to 8192 Hz": g("resample"),
-        "STFT 1024/768 (low rate)": g("stft_low"),
-        "analyse: other": g("analyse") - g("resample") - g("stft_low"),
-        "magnitude": g("magnitude"),
-        **{f"model: {k[6:]}": v for k, v in sorted(t.items()) if k.startswith("model_")},
-        "STFT 2048/512 (full band)": g("stft_full"),
-        "mask interpolation": g("mask_interp"),
-        "inverse STFT (full band)": g("istft_full") + g("istft_low"),
-        "synthesise: mask x spec, copies": g("synthesise") - g("stft_full") - g("mask_interp") - g("istft_full") - g("istft_low"),
-        "segment: complement/other": g("segment") - g("analyse") - g("magnitude") - model - g("synthesise"),
-        "write WAV blocks": g("write"),
-        "commit (close, rename)": g("commit"),
-    }
-    fine["overlap-add, peak check, other"] = total - sum(fine.values())
-    grouped = {
-        "decode": g("probe") + g("decode"),
-        "resample + STFT analysis": g("analyse") + g("magnitude"),
-        "model": model,
-        "full-band synthesis / iSTFT": g("synthesise"),
-        "write": g("write") + g("commit"),
-    }
-    grouped["other (overlap-add, glue)"] = total - sum(grouped.values())
+
+    def group(context: str | None, name: str) -> str:
+        if name in ("probe", "decode"):
+            return "decode"
+        if context == "analyse" or name in ("analyse", "magnitude"):
+            return "resample + STFT analysis"
+        if name.startswith("model: "):
+            return "model"
+        if context == "synthesise" or name in ("synthesise", "high_gain"):
+            return "full-band synthesis / iSTFT"
+        if name in ("write", "commit"):
+            return "write"
+        return "other (overlap-add, glue)"
+
+    order = ["decode", "resample + STFT analysis", "model", "full-band synthesis / iSTFT", "write", "other (overlap-add, glue)"]
+    grouped = dict.fromkeys(order, 0.0)
+    fine: dict[str, float] = {}
+    for (context, name), v in sorted(st.excl.items(), key=lambda kv: order.index(group(*kv[0]))):
+        g = group(context, name)
+        grouped[g] += v
+        label = name if name.startswith("model: ") else _STAGE_LABELS.get(name, name)
+        prefix = {"resample + STFT analysis": "analysis: ", "full-band synthesis / iSTFT": "synthesis: "}.get(g, "")
+        fine[prefix + label] = fine.get(prefix + label, 0.0) + v
+    rest = total - sum(st.excl.values())  # overlap-add, peak check, the generator glue in separate_file
+    grouped["other (overlap-add, glue)"] += rest
+    fine["overlap-add, peak check, other"] = rest
     return {
         "file": path,
         "audio_s": seconds,
+        "options": dataclasses.asdict(sep.options),
         "total_s": total,
         "x_realtime": seconds / total,
-        "segments": st.n.get("segment", 0),
-        "decode_blocks": st.n.get("decode", 0),
+        "segments": st.calls.get("segment", 0),
+        "decode_blocks": st.calls.get("decode", 0),
         "grouped_s": grouped,
         "fine_s": fine,
-        "calls": dict(st.n),
+        "calls": dict(st.calls),
     }
 
 
@@ -625,8 +734,10 @@ def print_report(res: dict) -> None:
         f"{m['torch_threads']} torch threads{'' if not m['threads_option'] else ' (--threads)'}")
     say(f"load average at start: {m['loadavg_at_start']}")
     say(f"model: {res['model']['note']}")
+    say(f"code: git {m.get('git')}; separator options: {res.get('options')}")
     say()
-    say(f"{'file':>8} {'audio s':>8} {'wall s':>8} {'best s':>8} {'x RT':>7} {'x RT best':>9} {'CPU s':>7} {'peak RSS MB':>11} {'other load':>10}  ok")
+    if res.get("startup") or res["end_to_end"]:
+        say(f"{'file':>8} {'audio s':>8} {'wall s':>8} {'best s':>8} {'x RT':>7} {'x RT best':>9} {'CPU s':>7} {'peak RSS MB':>11} {'other load':>10}  ok")
     su = res.get("startup")
     if su:
         say(f"{'start-up':>8} {'-':>8} {su['wall_s']:8.2f} {'-':>8} {'-':>7} {'-':>9} {su['cpu_s']:7.2f} {su['peak_rss_mb']:11.0f} "
@@ -674,6 +785,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch threads, in process and for the CLI (via OMP_NUM_THREADS/MKL_NUM_THREADS); default: torch's own")
     ap.add_argument("--keep", action="store_true", help="keep the separated outputs of the last run under benchmarks/out/")
     ap.add_argument("--json", type=Path, default=OUT / "separate_speed.json", help="where to write the results (default benchmarks/out/separate_speed.json)")
+    ap.add_argument("--wait-idle", type=float, default=0.0, metavar="S",
+                    help="before each measurement wait up to S seconds for other load on the machine to drop below 0.2 CPUs (default 0: don't wait)")
+    ap.add_argument("--fullband", choices=["interpolate", "bandlimited"], default=None,
+                    help="pass --fullband to the CLI and use it in process (default: the separator's own default)")
     ap.add_argument("--skip-cli", action="store_true", help="skip the end-to-end command-line runs")
     ap.add_argument("--skip-inprocess", action="store_true", help="skip model-only and stage timings")
     args = ap.parse_args(argv)
@@ -712,32 +827,40 @@ def main(argv: list[str] | None = None) -> int:
     model = choose_model(args.model, cmd0)
     res["model"] = model
     say(f"model: {model['note']}")
-    res["settings"] = {"repeat": args.repeat, "threads": args.threads, "command": cmd0 + ["separate", "FILE", "-o", "OUTDIR", "--force", "-q"]
-                       + [x for m in model["args"] for x in ("-m", m)], "output": "WAV 16-bit (default)"}
+    res["settings"] = {"repeat": args.repeat, "threads": args.threads, "command": cli_command(cmd0, "FILE", "OUTDIR", model["args"], cli_extra(args)),
+                       "fullband": args.fullband or "(the CLI's default)",
+                       "wait_idle_s": args.wait_idle, "output": "WAV 16-bit (default)"}
 
+    if not args.skip_inprocess:
+        say("in process:")
+        sep = load_separator(model["args"], args.threads, args.fullband)
+        res["options"] = dataclasses.asdict(sep.options)
+        idle_mo = wait_idle(args.wait_idle)
+        with own_load() as load_mo:
+            res["model_only"] = model_only(sep, clip, rate, args.repeat)
+        res["model_only"]["load"] = load_mo
+        res["model_only"]["wait_idle"] = idle_mo
+        say(f"  model only: {res['model_only']['x_realtime']:.0f}x real time, other load {load_mo.get('other_load', float('nan')):.2f} CPUs")
+        short = res["inputs"][0]
+        say(f"  stage breakdown on {Path(short['path']).name} ...")
+        idle_st = wait_idle(args.wait_idle)
+        with own_load() as load_st:
+            res["stages"] = stage_breakdown(sep, short["path"], short["seconds"])
+        res["stages"]["load"] = load_st
+        res["stages"]["wait_idle"] = idle_st
+        say(f"    {res['stages']['x_realtime']:.0f}x real time, other load {load_st.get('other_load', float('nan')):.2f} CPUs")
     res["end_to_end"] = []
     if not args.skip_cli:
         say("start-up (import + model load in a child):")
+        idle_su = wait_idle(args.wait_idle)
         res["startup"] = su = startup_cost(model["args"], env)
+        su["wait_idle"] = idle_su
         su.pop("log_tail", None)
         say(f"  {su['wall_s']:.2f} s, peak RSS {su['peak_rss_mb']:.0f} MB")
         say("end to end (vocalsep separate as a child process):")
         for item in res["inputs"]:
             res["end_to_end"].append(end_to_end(item, model["args"], args, env, cmd0))
 
-    if not args.skip_inprocess:
-        say("in process:")
-        sep = load_separator(model["args"], args.threads)
-        with own_load() as load_mo:
-            res["model_only"] = model_only(sep, clip, rate, args.repeat)
-        res["model_only"]["load"] = load_mo
-        say(f"  model only: {res['model_only']['x_realtime']:.0f}x real time, other load {load_mo.get('other_load', float('nan')):.2f} CPUs")
-        short = res["inputs"][0]
-        say(f"  stage breakdown on {Path(short['path']).name} ...")
-        with own_load() as load_st:
-            res["stages"] = stage_breakdown(sep, short["path"], short["seconds"])
-        res["stages"]["load"] = load_st
-        say(f"    {res['stages']['x_realtime']:.0f}x real time, other load {load_st.get('other_load', float('nan')):.2f} CPUs")
     res["machine"]["loadavg_at_end"] = loadavg()
     res["targets"] = targets(res["end_to_end"], res.get("model_only"))
     busy = {}
