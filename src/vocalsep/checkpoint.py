@@ -121,7 +121,8 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         raise ModelError(f"{path}: invalid checkpoint metadata ({exc})") from None
     if target not in TARGETS:
         raise ModelError(f"{path}: unknown target {target!r}")
-    model = UNet(preset.unet)
+    with torch.device("meta"):  # no random initialisation: every tensor comes from the file
+        model = UNet(preset.unet)
     tensors = load_file(os.fspath(path))
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
@@ -133,6 +134,6 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
             raise ModelError(f"{path}: tensor {k} has shape {tuple(v.shape)}, the model needs {tuple(expected[k].shape)}")
         if v.is_floating_point():
             tensors[k] = v.to(expected[k].dtype)
-    model.load_state_dict(tensors, strict=True)
+    model.load_state_dict(tensors, strict=True, assign=True)
     model.eval().to(device)
     return Checkpoint(model, target, preset, training, meta.get("vocalsep.version", "?"), os.fspath(path))

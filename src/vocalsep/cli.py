@@ -61,9 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vocalsep {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, errors only")
+    # -v/-q are accepted after the command too; SUPPRESS keeps the top-level value when absent
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more detail")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bar, errors only")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("separate", help="separate audio files into stems", description="Separate audio files into stems.")
+    p = sub.add_parser("separate", parents=[common], help="separate audio files into stems", description="Separate audio files into stems.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, or folders (searched recursively)")
     p.add_argument("-o", "--outdir", default="separated", help="output folder (default: ./separated)")
     p.add_argument("-m", "--model", action="append", metavar="NAME|PATH",
@@ -80,17 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--complement", action="store_true", help="mixture-consistent stems: accompaniment = mixture - vocals")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the network runs (default: cpu)")
     p.add_argument("-j", "--jobs", type=_jobs, default=1, metavar="N", help="files separated in parallel (default: 1)")
+    p.add_argument("--threads", type=_jobs, default=None, metavar="N", help="torch threads (default: all cores, shared among --jobs)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=cmd_separate)
 
-    p = sub.add_parser("info", help="print a model's facts", description="Print a model's facts.")
+    p = sub.add_parser("info", parents=[common], help="print a model's facts", description="Print a model's facts.")
     p.add_argument("model", metavar="MODEL", help="registered model name, model file or folder")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("models", help="list the installed models", description="List the installed models.")
+    p = sub.add_parser("models", parents=[common], help="list the installed models", description="List the installed models.")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("train", help="train a U-Net for one target", description="Train a U-Net (or the paper's baseline) for one target. "
+    p = sub.add_parser("train", parents=[common], help="train a U-Net for one target", description="Train a U-Net (or the paper's baseline) for one target. "
                        "Data-parallel: torchrun --nproc-per-node N $(which vocalsep) train ...")
     p.add_argument("--data", required=True, metavar="PATH", help="dataset folder, .stem.mp4 file or pair manifest (.csv)")
     p.add_argument("--dataset", choices=["mir1k", "stems", "musdb", "pairs"], default=None, help="dataset layout (default: guessed from PATH)")
@@ -264,6 +269,10 @@ def cmd_separate(args) -> int:
     from tqdm import tqdm
 
     if args.jobs == 1 or len(unique) == 1:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
         sep = _load_separator(args)
         from .audio import AudioReader
         from .errors import AudioError
@@ -285,7 +294,7 @@ def cmd_separate(args) -> int:
         from concurrent.futures import ProcessPoolExecutor
 
         _load_separator(args)  # fail fast on a bad model, before starting workers
-        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_worker_init, initargs=(args, threads)) as pool:
             futures = {pool.submit(_worker_run, f, unique): f for f in unique}

@@ -56,11 +56,12 @@ import torch
 
 from .audio import AudioReader, AudioWriter, resample, track_name
 from .checkpoint import TARGETS, Checkpoint, load_checkpoint
+from ._threads import SerialWorker, prefetch
 from .chunking import overlap_add
 from .config import Preset
 from .errors import AudioError, ConfigError, ModelError, OutputError
 from .model import UNet
-from .spectral import STFT, interpolate_mask
+from .spectral import STFT, _lerp_axis, interpolate_mask
 
 log = logging.getLogger(__name__)
 
@@ -146,32 +147,39 @@ class SpectralFrontEnd:
                 out[target] = self.full_stft.inverse(full * m, n).cpu().numpy()
             return out
         # bandlimited: the paper's reconstruction at the low rate, resampled up
-        high_residual = None
-        for target, mask in masks.items():
+        targets = list(masks)
+        channels = x.shape[0]
+        lows = []
+        for target in targets:
             m = interpolate_mask(
-                mask, src_rate=p.sample_rate, src_n_fft=p.n_fft, src_hop=p.hop,
+                masks[target], src_rate=p.sample_rate, src_n_fft=p.n_fft, src_hop=p.hop,
                 dst_rate=p.sample_rate, dst_n_fft=p.n_fft, dst_hop=p.hop,
                 dst_frames=spec.shape[-1], high=o.high_band, edge_hz=o.edge_hz,
             )  # the same grid: only fills the dropped top bin(s)
-            est_low = self.low_stft.inverse(spec * m, low.shape[-1]).cpu().numpy()
-            est = _fit(resample(est_low, p.sample_rate, sample_rate), n)
-            if o.high_band != "zero" and sample_rate > p.sample_rate:
-                if high_residual is None:
-                    high_residual = x - _fit(resample(low, p.sample_rate, sample_rate), n)
-                est = est + high_residual * self._high_gain(mask, n, sample_rate)
+            lows.append(self.low_stft.inverse(spec * m, low.shape[-1]).cpu().numpy())
+        add_high = o.high_band != "zero" and sample_rate > p.sample_rate
+        if add_high:
+            lows.append(low)
+        # one resampler call for every target (and the mixture's band-limited version)
+        up = _fit(resample(np.concatenate(lows, axis=0), p.sample_rate, sample_rate), n)
+        for i, target in enumerate(targets):
+            est = up[i * channels : (i + 1) * channels]
+            if add_high:
+                residual = x - up[len(targets) * channels :]
+                est = est + residual * self._high_gain(masks[target], n, sample_rate)
             out[target] = est
         return out
 
     def _high_gain(self, mask: torch.Tensor, n: int, sample_rate: int) -> np.ndarray:
-        """Per-sample gain for the band above the model, from the mask's per-frame high-band value."""
+        """Per-sample gain ``(channels, n)`` for the band above the model: the ``high_band`` rule's
+        per-frame value, linearly interpolated between frame centres."""
         o, p = self.options, self.preset
         if o.high_band == "one":
             return np.ones((1, n), np.float32)
         k = max(1, int(round(o.edge_hz / (p.sample_rate / p.n_fft))))
-        per_frame = mask[:, -k:, :].mean(dim=1).cpu().numpy()  # (channels, frames)
-        frame_times = np.arange(per_frame.shape[-1]) * p.hop / p.sample_rate
-        t = np.arange(n) / sample_rate
-        return np.stack([np.interp(t, frame_times, row) for row in per_frame]).astype(np.float32)
+        per_frame = mask[:, -k:, :].mean(dim=1)  # (channels, frames)
+        positions = torch.arange(n, dtype=torch.float64, device=per_frame.device) * (p.sample_rate / (p.hop * sample_rate))
+        return _lerp_axis(per_frame, positions, 1).cpu().numpy()
 
 
 class Separator:
@@ -344,6 +352,7 @@ class Separator:
             log.info("%s: all outputs exist, skipped (use --force to overwrite)", path)
             return {}
         writers = {s: AudioWriter(targets[s], reader.sample_rate, reader.channels, fmt=fmt, bit_depth=bit_depth) for s in todo}
+        io = SerialWorker()
         try:
             total = 0
             peak = 0.0
@@ -352,24 +361,27 @@ class Separator:
                 nonlocal total, peak
                 for b in blocks:
                     total += b.shape[1]
-                    peak = max(peak, float(np.abs(b).max()))
+                    peak = max(peak, float(b.max()), float(-b.min()))
                     yield b
 
-            for out in self.separate_stream(counted(reader.blocks()), reader.sample_rate, reader.channels, todo):
+            for out in self.separate_stream(prefetch(counted(reader.blocks())), reader.sample_rate, reader.channels, todo):
                 n = 0
                 for s, y in out.items():
-                    writers[s].write(y)
+                    io.submit(writers[s].write, y)
                     n = y.shape[1]
                 if progress is not None:
                     progress(n)
+            io.wait()
             if total == 0:
                 raise AudioError(path, "contains no audio samples" + (" in the selected range" if offset or duration else ""))
             if peak == 0.0:
                 raise AudioError(path, "is digital silence (every sample is zero): nothing to separate")
         except BaseException:
+            io.close()
             for w in writers.values():
                 w.discard()
             raise
+        io.close()
         return {s: w.commit() for s, w in writers.items()}
 
     def _check_stems(self, stems: Sequence[str] | None) -> list[str]:
