@@ -158,7 +158,7 @@ class AudioReader:
     # -- reading
     def blocks(self, block_frames: int = 1 << 16) -> Iterator[np.ndarray]:
         """Yield float32 ``(channels, n)`` blocks; raises AudioError on NaN/Inf or a decode failure."""
-        gen = self._blocks_soundfile(block_frames) if self._backend == "soundfile" else self._blocks_pyav()
+        gen = self._blocks_soundfile(block_frames) if self._backend == "soundfile" else _gather(self._blocks_pyav(), block_frames)
         remaining = self.frame_limit
         try:
             for block in gen:
@@ -238,6 +238,23 @@ class AudioReader:
         if not blocks:
             return np.zeros((self.channels, 0), np.float32)
         return np.concatenate(blocks, axis=1)
+
+
+def _gather(blocks: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """Join small decoded frames (an MP3 frame is 1152 samples) into blocks of at least ``size``."""
+    parts: list[np.ndarray] = []
+    count = 0
+    try:
+        for b in blocks:
+            parts.append(b)
+            count += b.shape[1]
+            if count >= size:
+                yield np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+                parts, count = [], 0
+        if parts:
+            yield np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+    finally:
+        blocks.close()
 
 
 def _reason(exc: BaseException) -> str:
