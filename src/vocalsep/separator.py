@@ -61,7 +61,7 @@ from .chunking import overlap_add
 from .config import Preset
 from .errors import AudioError, ConfigError, ModelError, OutputError
 from .model import UNet
-from .spectral import STFT, _lerp_axis, interpolate_mask
+from .spectral import STFT, lerp_axis, interpolate_mask
 
 log = logging.getLogger(__name__)
 
@@ -162,10 +162,10 @@ class SpectralFrontEnd:
             lows.append(low)
         # one resampler call for every target (and the mixture's band-limited version)
         up = _fit(resample(np.concatenate(lows, axis=0), p.sample_rate, sample_rate), n)
+        residual = x - up[len(targets) * channels :] if add_high else None  # the mixture above the model's band
         for i, target in enumerate(targets):
             est = up[i * channels : (i + 1) * channels]
-            if add_high:
-                residual = x - up[len(targets) * channels :]
+            if residual is not None:
                 est = est + residual * self._high_gain(masks[target], n, sample_rate)
             out[target] = est
         return out
@@ -179,7 +179,7 @@ class SpectralFrontEnd:
         k = max(1, int(round(o.edge_hz / (p.sample_rate / p.n_fft))))
         per_frame = mask[:, -k:, :].mean(dim=1)  # (channels, frames)
         positions = torch.arange(n, dtype=torch.float64, device=per_frame.device) * (p.sample_rate / (p.hop * sample_rate))
-        return _lerp_axis(per_frame, positions, 1).cpu().numpy()
+        return lerp_axis(per_frame, positions, 1).cpu().numpy()
 
 
 class Separator:

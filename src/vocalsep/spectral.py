@@ -82,7 +82,7 @@ class STFT:
         return y.reshape(*shape[:-2], length)
 
 
-def _lerp_axis(x: torch.Tensor, positions: torch.Tensor, dim: int) -> torch.Tensor:
+def lerp_axis(x: torch.Tensor, positions: torch.Tensor, dim: int) -> torch.Tensor:
     """Linear interpolation of ``x`` along ``dim`` at fractional ``positions``.
 
     Positions outside ``[0, size - 1]`` take the edge value.
@@ -128,12 +128,12 @@ def interpolate_mask(
     dst_freqs = dst_n_fft // 2 + 1
     # time: destination frame centres, in source frame units
     t = torch.arange(dst_frames, device=device, dtype=torch.float64) * (dst_hop / dst_rate) / (src_hop / src_rate)
-    m = _lerp_axis(mask, t.clamp(max=src_frames - 1), mask.dim() - 1)
+    m = lerp_axis(mask, t.clamp(max=src_frames - 1), mask.dim() - 1)
     # frequency: destination bin centres, in source bin units
     f = torch.arange(dst_freqs, device=device, dtype=torch.float64) * (dst_rate / dst_n_fft) / (src_rate / src_n_fft)
     top = src_bins - 1
     inside = int((f <= top + 1e-9).sum())
-    out = _lerp_axis(m, f[:inside], m.dim() - 2)
+    out = lerp_axis(m, f[:inside], m.dim() - 2)
     if inside == dst_freqs:
         return out
     n_high = dst_freqs - inside
