@@ -73,6 +73,14 @@ def synth_song(seconds: float = 3.0, sr: int = 22050, channels: int = 2, seed: i
     return out.astype(np.float32)
 
 
+def snr(ref, est) -> float:
+    """Signal-to-error ratio in dB over the common length of the last axis."""
+    ref, est = np.asarray(ref, np.float64), np.asarray(est, np.float64)
+    n = min(ref.shape[-1], est.shape[-1])
+    ref, est = ref[..., :n], est[..., :n]
+    return float(10 * np.log10(np.sum(ref**2) / max(np.sum((ref - est) ** 2), 1e-30)))
+
+
 @pytest.fixture
 def song_wav(tmp_path) -> Path:
     import soundfile as sf

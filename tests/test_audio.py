@@ -5,7 +5,7 @@ import soundfile as sf
 from vocalsep.audio import AudioReader, AudioWriter, load, resample, save, track_name
 from vocalsep.errors import AudioError, OutputError
 
-from conftest import synth_song
+from conftest import snr, synth_song
 
 
 def _write_with_pyav(path, x, sr, codec, fmt=None):
@@ -20,12 +20,6 @@ def _write_with_pyav(path, x, sr, codec, fmt=None):
             c.mux(p)
         for p in s.encode(None):
             c.mux(p)
-
-
-def _snr(ref, est):
-    n = min(ref.shape[1], est.shape[1])
-    ref, est = ref[:, :n], est[:, :n]
-    return 10 * np.log10(np.sum(ref**2) / np.sum((ref - est) ** 2))
 
 
 @pytest.mark.parametrize("ext,codec,fmt,min_snr", [("m4a", "aac", "mp4", 10), ("ogg", "libopus", "ogg", None), ("mp3", "libmp3lame", "mp3", 10)])
@@ -55,7 +49,7 @@ def test_mp3_write(tmp_path):
     path = save(tmp_path / "o.mp3", x, 44100)
     y, sr = load(path)
     assert sr == 44100 and y.shape[0] == 2 and abs(y.shape[1] - x.shape[1]) < 2000
-    assert _snr(x, y[:, : x.shape[1]]) > 10
+    assert snr(x, y[:, : x.shape[1]]) > 10
 
 
 def test_clipping_is_counted_not_silent(tmp_path, caplog):
@@ -170,8 +164,8 @@ def test_musdb_stem_streams(data_dir):
     ref_mix, _ = load(folder / "mixture.flac")
     ref_voc, _ = load(folder / "vocals.flac")
     n = min(mix.shape[1], ref_mix.shape[1])
-    assert _snr(ref_mix[:, :n], mix[:, :n]) > 60  # the FLACs are the same decode, kept in float
-    assert _snr(ref_voc[:, :n], vocals[:, :n]) > 60
+    assert snr(ref_mix[:, :n], mix[:, :n]) > 60  # the FLACs are the same decode, kept in float
+    assert snr(ref_voc[:, :n], vocals[:, :n]) > 60
     with pytest.raises(AudioError, match="stream 7 does not exist"):
         AudioReader(stem, stream=7)
 

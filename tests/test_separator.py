@@ -10,7 +10,7 @@ from vocalsep.config import Preset, UNetConfig
 from vocalsep.errors import AudioError, ConfigError, ModelError, OutputError
 from vocalsep.separator import output_paths
 
-from conftest import TINY, make_models, synth_song
+from conftest import TINY, make_models, snr, synth_song
 
 
 class ConstantMask(nn.Module):
@@ -27,11 +27,6 @@ class LocalMask(nn.Module):
 
     def forward(self, mag):
         return torch.sigmoid(torch.log(mag + 1e-6) + 2.0)
-
-
-def _snr(ref, est):
-    ref, est = np.asarray(ref, np.float64), np.asarray(est, np.float64)
-    return 10 * np.log10(np.sum(ref**2) / max(np.sum((ref - est) ** 2), 1e-30))
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +60,7 @@ def test_an_all_pass_mask_returns_the_mixture_at_full_band(fullband):
     x = synth_song(2.5, 44100)
     x += 0.05 * np.sin(2 * np.pi * 12000 * np.arange(x.shape[1]) / 44100).astype(np.float32)  # content far above 4 kHz
     out = sep.separate(x, 44100)
-    assert _snr(x, out["vocals"]) > 60
+    assert snr(x, out["vocals"]) > 60
     assert np.abs(out["accompaniment"].numpy()).max() < 1e-3
 
 
@@ -79,7 +74,7 @@ def test_high_band_rules_decide_what_happens_above_the_model():
         mid = slice(sr // 2, 3 * sr // 2)
         assert np.sqrt(np.mean(v[0, mid] ** 2)) == pytest.approx(expected * np.sqrt(np.mean(high[0, mid] ** 2)), abs=0.01)
     edge = Separator({"vocals": ConstantMask(0.5)}, TINY, SeparationOptions(high_band="edge")).separate(high, sr)["vocals"].numpy()
-    assert _snr(0.5 * high[:, sr // 2 : -sr // 2], edge[:, sr // 2 : -sr // 2]) > 40
+    assert snr(0.5 * high[:, sr // 2 : -sr // 2], edge[:, sr // 2 : -sr // 2]) > 40
 
 
 def test_complement_makes_stems_sum_to_the_mixture():
@@ -109,14 +104,14 @@ def test_chunked_equals_whole_for_a_context_free_mask():
     whole = Separator({"vocals": LocalMask()}, TINY, SeparationOptions(segment_frames=400)).separate(x, 16000)["vocals"]
     chunked = Separator({"vocals": LocalMask()}, TINY, SeparationOptions(segment_frames=24, overlap=0.5)).separate(x, 16000)["vocals"]
     assert Separator({"vocals": LocalMask()}, TINY, SeparationOptions(segment_frames=24)).segment_samples(16000)[0] < x.shape[1] / 5
-    assert _snr(whole, chunked) > 45
+    assert snr(whole, chunked) > 45
 
 
 def test_chunked_close_to_whole_for_the_unet(tiny):
     x = synth_song(20.0, 16000)
     whole = tiny.with_options(segment_frames=400).separate(x, 16000)["vocals"].numpy()
     chunked = tiny.with_options(segment_frames=64, overlap=1.0).separate(x, 16000)["vocals"].numpy()
-    assert _snr(whole, chunked) > 15
+    assert snr(whole, chunked) > 15
     # no clicks at the seams: the sample-to-sample jump is nowhere far above the whole-file output's
     assert np.abs(np.diff(chunked)).max() < 1.5 * np.abs(np.diff(whole)).max() + 1e-3
 
