@@ -134,3 +134,18 @@ def test_real_song_end_to_end(data_dir, tmp_path, tiny_model_dir):
     assert info.samplerate == 44100 and info.channels == 2 and abs(info.frames - 300032) < 2000
     info = sf.info(out / "slow-motion-dream" / "accompaniment.flac")
     assert info.samplerate == 44100 and info.channels == 2 and abs(info.duration - 10.88) < 0.1
+
+
+def test_shipped_default_model_separates(tmp_path, song_wav):
+    from vocalsep.models import available_models
+
+    if "default" not in available_models():
+        pytest.skip("no default model is installed in this build")
+    r = run("models")
+    assert r.returncode == 0 and "default (default)" in r.stdout
+    r = run("separate", song_wav, "-o", tmp_path / "out", "--stems", "vocals")
+    assert r.returncode == 0, r.stderr
+    y, sr = sf.read(tmp_path / "out" / "song" / "vocals.wav", always_2d=True)
+    assert sr == 22050 and y.shape == (synth_song().shape[1], 2)
+    r = run("info", "default")
+    assert r.returncode == 0 and "target:        vocals" in r.stdout and "target:        accompaniment" in r.stdout
