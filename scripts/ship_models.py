@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("checkpoints", nargs="+", type=Path)
     ap.add_argument("--name", default="default")
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("VOCALSEP_DATA", ROOT.parent / "shared" / "data")))
-    ap.add_argument("--clips", default="abjones_1_01,abjones_3_05,tammy_1_03,tammy_1_07", help="held-out clips for the fp16 check")
+    ap.add_argument("--clips", default="abjones_1_01,abjones_2_05,abjones_5_03,tammy_1_03,tammy_1_07", help="held-out clips for the fp16 check")
     ap.add_argument("--max-db", type=float, default=0.05)
     args = ap.parse_args()
     cks = [load_checkpoint(p) for p in args.checkpoints]

@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=_positive, default=None, metavar="S", help="separate at most this many seconds")
     p.add_argument("--stream", type=int, default=0, metavar="N", help="audio stream of multi-stream files (MUSDB18 .stem.mp4: 0 = mixture)")
     p.add_argument("--filename", default="{track}/{stem}.{ext}", help="output path template inside OUTDIR (default: {track}/{stem}.{ext})")
-    p.add_argument("--fullband", choices=["interpolate", "bandlimited"], default=None, help="how full-band stems are formed from the model's 0-4 kHz masks (default: bandlimited)")
+    p.add_argument("--fullband", choices=["interpolate", "bandlimited"], default=None, help="how full-band stems are formed from the model's 0-4 kHz masks (default: interpolate)")
     p.add_argument("--high-band", choices=["edge", "zero", "one"], default=None, help="mask above the modelled band (default: edge)")
     p.add_argument("--complement", action="store_true", help="mixture-consistent stems: accompaniment = mixture - vocals")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the network runs (default: cpu)")
@@ -238,9 +238,26 @@ def _worker_run(path: Path, inputs: list[Path]):
     return _separate_one(_WORKER["sep"], path, _WORKER["args"], inputs)
 
 
+def _keep_freed_memory() -> None:
+    """Ask glibc to reuse freed memory instead of unmapping it: separation allocates
+    the same large spectrograms segment after segment, and returning them to the
+    kernel each time cost 1 s of page faults per 3 minutes of audio (measured)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    libc.mallopt(m_mmap_threshold, 32 << 20)  # the largest glibc accepts
+    libc.mallopt(m_trim_threshold, 1 << 30)
+    libc.mallopt(m_top_pad, 64 << 20)
+
+
 def cmd_separate(args) -> int:
     from .separator import output_paths
 
+    _keep_freed_memory()
     start = time.perf_counter()
     files, bad = collect_inputs(args.inputs)
     for item, reason in bad:

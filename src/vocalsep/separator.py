@@ -61,7 +61,7 @@ from .chunking import overlap_add
 from .config import Preset
 from .errors import AudioError, ConfigError, ModelError, OutputError
 from .model import UNet
-from .spectral import STFT, lerp_axis, interpolate_mask
+from .spectral import STFT, apply_mask, interpolate_mask, lerp_axis
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +75,14 @@ DEFAULT_TEMPLATE = "{track}/{stem}.{ext}"
 class SeparationOptions:
     """How stems are formed; see the module docstring for each rule."""
 
-    fullband: str = "bandlimited"
+    fullband: str = "interpolate"
     fullband_n_fft: int = 2048
-    fullband_hop: int = 512
+    fullband_hop: int = 1024
     high_band: str = "edge"
     edge_hz: float = 1000.0
     complement: bool = False
     segment_frames: int = 320  # model frames per segment: 320 x 768 / 8192 Hz = 30 s
-    overlap: float = 2.0  # seconds of crossfade between segments
+    overlap: float = 1.0  # seconds of crossfade between segments
 
     def __post_init__(self) -> None:
         if self.fullband not in FULLBAND_RULES:
@@ -144,7 +144,7 @@ class SpectralFrontEnd:
                     dst_rate=sample_rate, dst_n_fft=o.fullband_n_fft, dst_hop=o.fullband_hop,
                     dst_frames=full.shape[-1], high=o.high_band, edge_hz=o.edge_hz,
                 )
-                out[target] = self.full_stft.inverse(full * m, n).cpu().numpy()
+                out[target] = self.full_stft.inverse(apply_mask(full, m), n).cpu().numpy()
             return out
         # bandlimited: the paper's reconstruction at the low rate, resampled up
         targets = list(masks)
@@ -156,7 +156,7 @@ class SpectralFrontEnd:
                 dst_rate=p.sample_rate, dst_n_fft=p.n_fft, dst_hop=p.hop,
                 dst_frames=spec.shape[-1], high=o.high_band, edge_hz=o.edge_hz,
             )  # the same grid: only fills the dropped top bin(s)
-            lows.append(self.low_stft.inverse(spec * m, low.shape[-1]).cpu().numpy())
+            lows.append(self.low_stft.inverse(apply_mask(spec, m), low.shape[-1]).cpu().numpy())
         add_high = o.high_band != "zero" and sample_rate > p.sample_rate
         if add_high:
             lows.append(low)

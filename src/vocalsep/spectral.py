@@ -126,26 +126,31 @@ def interpolate_mask(
     src_bins, src_frames = mask.shape[-2], mask.shape[-1]
     device = mask.device
     dst_freqs = dst_n_fft // 2 + 1
-    # time: destination frame centres, in source frame units
-    t = torch.arange(dst_frames, device=device, dtype=torch.float64) * (dst_hop / dst_rate) / (src_hop / src_rate)
-    m = lerp_axis(mask, t.clamp(max=src_frames - 1), mask.dim() - 1)
-    # frequency: destination bin centres, in source bin units
+    # frequency first (on the few source frames), then time
     f = torch.arange(dst_freqs, device=device, dtype=torch.float64) * (dst_rate / dst_n_fft) / (src_rate / src_n_fft)
     top = src_bins - 1
     inside = int((f <= top + 1e-9).sum())
-    out = lerp_axis(m, f[:inside], m.dim() - 2)
+    t = torch.arange(dst_frames, device=device, dtype=torch.float64) * (dst_hop / dst_rate) / (src_hop / src_rate)
+    low = lerp_axis(lerp_axis(mask, f[:inside], mask.dim() - 2), t.clamp(max=src_frames - 1), mask.dim() - 1)
     if inside == dst_freqs:
-        return out
-    n_high = dst_freqs - inside
+        return low
+    out = mask.new_empty(*mask.shape[:-2], dst_freqs, dst_frames)
+    out[..., :inside, :] = low
     if high == "edge":
         k = max(1, int(round(edge_hz / (src_rate / src_n_fft))))
-        fill = m[..., src_bins - k :, :].mean(dim=-2, keepdim=True)
+        per_frame = mask[..., src_bins - k :, :].mean(dim=-2)
+        out[..., inside:, :] = lerp_axis(per_frame, t.clamp(max=src_frames - 1), per_frame.dim() - 1).unsqueeze(-2)
     elif high == "zero":
-        fill = m.new_zeros(*m.shape[:-2], 1, m.shape[-1])
+        out[..., inside:, :] = 0.0
     elif high == "one":
-        fill = m.new_ones(*m.shape[:-2], 1, m.shape[-1])
+        out[..., inside:, :] = 1.0
     elif isinstance(high, (int, float)) and not isinstance(high, bool) and math.isfinite(high):
-        fill = m.new_full((*m.shape[:-2], 1, m.shape[-1]), float(high))
+        out[..., inside:, :] = float(high)
     else:
         raise ValueError(f"unknown high-band rule {high!r}")
-    return torch.cat([out, fill.expand(*m.shape[:-2], n_high, m.shape[-1])], dim=-2)
+    return out
+
+
+def apply_mask(spec: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``spec * mask`` for a complex ``spec`` and a real ``mask``, without promoting the mask to complex."""
+    return torch.view_as_complex(torch.view_as_real(spec) * mask.unsqueeze(-1))
