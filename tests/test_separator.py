@@ -98,13 +98,16 @@ def test_a_single_model_gives_the_other_stem_as_complement():
     assert list(just_vocals) == ["vocals"]
 
 
-def test_chunked_equals_whole_for_a_context_free_mask():
-    """The seams of overlap-add are inaudible: with a mask without context, chunking changes nothing."""
+@pytest.mark.parametrize("fullband,min_snr", [("bandlimited", 60), ("interpolate", 35)])
+def test_chunked_equals_whole_for_a_context_free_mask(fullband, min_snr):
+    """The seams of overlap-add are inaudible: with a mask without context, chunking changes
+    (almost) nothing.  Segment steps keep the model's frame grid; the full-rate grid of
+    ``interpolate`` (hop 1024) shifts from segment to segment, which is the residual difference."""
     x = synth_song(20.0, 16000)
-    whole = Separator({"vocals": LocalMask()}, TINY, SeparationOptions(segment_frames=400)).separate(x, 16000)["vocals"]
-    chunked = Separator({"vocals": LocalMask()}, TINY, SeparationOptions(segment_frames=24, overlap=0.5)).separate(x, 16000)["vocals"]
-    assert Separator({"vocals": LocalMask()}, TINY, SeparationOptions(segment_frames=24)).segment_samples(16000)[0] < x.shape[1] / 5
-    assert snr(whole, chunked) > 45
+    whole = Separator({"vocals": LocalMask()}, TINY, SeparationOptions(fullband=fullband, segment_frames=400)).separate(x, 16000)["vocals"]
+    chunked_sep = Separator({"vocals": LocalMask()}, TINY, SeparationOptions(fullband=fullband, segment_frames=24, overlap=0.5))
+    assert chunked_sep.segment_samples(16000)[0] < x.shape[1] / 5
+    assert snr(whole, chunked_sep.separate(x, 16000)["vocals"]) > min_snr
 
 
 def test_chunked_close_to_whole_for_the_unet(tiny):
