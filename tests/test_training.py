@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from safetensors.torch import load_file
 
@@ -55,7 +54,7 @@ def test_resume_after_a_kill_gives_the_same_weights(mir, tmp_path):
     assert r.returncode == 0, r.stderr
     r = train_cli(*common, "--out", tmp_path / "killed", env={"VOCALSEP_TEST_KILL_AT_STEP": "5"})
     assert r.returncode == 137
-    assert json.loads("{}") == {} and not (tmp_path / "killed" / "summary.json").exists()
+    assert not (tmp_path / "killed" / "summary.json").exists()  # it died before the end
     r = train_cli(*common, "--out", tmp_path / "killed", "--resume")
     assert r.returncode == 0, r.stderr
     a = load_file(tmp_path / "straight" / "last.safetensors")
