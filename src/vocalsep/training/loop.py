@@ -158,9 +158,8 @@ def fit(config: TrainConfig) -> dict[str, Any]:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     state_path = out / "state.pt"
-    if out.exists() and any(out.iterdir()) and not cfg.resume and dist.rank == 0:
-        if state_path.exists():
-            raise ConfigError(f"{out} already holds a training run; use --resume to continue it or choose another --out")
+    if state_path.exists() and not cfg.resume:  # every rank refuses, so none waits for the others
+        raise ConfigError(f"{out} already holds a training run; use --resume to continue it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     preset = make_preset(cfg)
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out.parent / ".vocalsep-cache"
