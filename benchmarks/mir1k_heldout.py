@@ -14,6 +14,9 @@ clip, no permutation) for:
 
 Only clips whose vocal-nonvocal (or pitch) labels mark some voice count.
 Prints mean and median per system and target and writes per-clip JSON.
+``vocalsep evaluate`` does the same with tables, figures and resumable
+per-track files (docs/evaluation.md); this script stays for quick comparisons
+of full-band rules.
 
     python benchmarks/mir1k_heldout.py --model src/vocalsep/models/default --singers abjones,tammy
 """
@@ -35,6 +38,7 @@ from vocalsep import SeparationOptions, Separator
 from vocalsep.audio import load
 from vocalsep.config import get_preset
 from vocalsep.evaluation.metrics import nsdr_scores
+from vocalsep.evaluation.systems import ratio_masks
 from vocalsep.separator import SpectralFrontEnd
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,17 +64,6 @@ def clips(data: Path, singers: list[str], limit: int | None) -> list[Path]:
     return found[:limit] if limit else found
 
 
-def oracle_masks(front: SpectralFrontEnd, refs: dict[str, np.ndarray], sr: int, spec: torch.Tensor) -> dict[str, torch.Tensor]:
-    bins = front.preset.bins
-    X = spec[:, :bins].abs()
-    out = {}
-    for name, y in refs.items():
-        _, Ys = front.analyse(y, sr)
-        Y = Ys[:, :bins].abs()
-        out[name] = torch.where(X > 0, (Y / X.clamp_min(1e-12)).clamp(0, 1), torch.zeros_like(X))
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", default=[], help="model folder/file/name (repeatable)")
@@ -91,7 +84,8 @@ def main() -> None:
         base = Separator.from_pretrained(m)
         name = args.name[i] if i < len(args.name) else base.name
         for rule in rules:
-            systems[f"{name} [{rule}]" if len(rules) > 1 else name] = base.with_options(fullband=rule)
+            label = f"{name} [{rule}]" if len(rules) > 1 else name
+            systems[label] = base.with_options(fullband=rule)
     if not args.no_oracle:
         for rule in rules:
             systems[f"oracle [{rule}]" if len(rules) > 1 else "oracle"] = None
@@ -108,7 +102,7 @@ def main() -> None:
                 rule = name[len("oracle [") : -1] if "[" in name else rules[0]
                 front = SpectralFrontEnd(preset, SeparationOptions(fullband=rule), torch.device("cpu"))
                 low, spec = front.analyse(mix, sr)
-                est = front.synthesise(mix, sr, low, spec, oracle_masks(front, {"vocals": voc, "accompaniment": acc}, sr, spec))
+                est = front.synthesise(mix, sr, low, spec, ratio_masks(front, spec, {"vocals": voc, "accompaniment": acc}, sr))
             else:
                 est = {k: v.numpy() for k, v in sep.separate(mix, sr).items()}
             scores = nsdr_scores(mix[0], refs, {k: v[0] for k, v in est.items()})

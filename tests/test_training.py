@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from vocalsep.checkpoint import load_checkpoint
 from vocalsep.training import Augment, TrainConfig, fit
 from vocalsep.training.features import PatchSampler, load_cached
+from vocalsep.training.loop import make_preset
 
 from test_data import make_mir1k
 
@@ -109,3 +110,18 @@ def test_loss_decreases_on_a_learnable_task(mir, tmp_path):
     first, last = (dict(zip(["step", "epoch", "train_loss", "valid_loss", "valid_nsdr"], r.split(",")[:5])) for r in (rows[0], rows[-1]))
     assert float(last["train_loss"]) < 0.8 * float(first["train_loss"])
     assert float(last["valid_nsdr"]) > 1.0  # the voice is learnably separable here
+
+
+def test_bf16_and_dropout_options(mir, tmp_path):
+    common = dict(data=str(mir), steps=3, valid_every=3, valid_groups=("cat",), channels=(4, 8, 16), batch_size=2,
+                  valid_seconds=6, threads=1, progress=False)
+    fp32 = fit(TrainConfig(out=str(tmp_path / "fp32"), dropout=0.0, **common))
+    bf16 = fit(TrainConfig(out=str(tmp_path / "bf16"), precision="bf16", dropout=0.0, **common))
+    ck = load_checkpoint(tmp_path / "bf16" / "last.safetensors")
+    assert ck.preset.unet.dropout == 0.0 and ck.training["config"]["precision"] == "bf16"
+    assert make_preset(TrainConfig(out="x", **common)).unet.dropout == 0.5  # the paper's, unless overridden
+    # bfloat16 convolutions change the numbers a little, not the training
+    a, b = fp32["last"]["train_loss"], bf16["last"]["train_loss"]
+    assert abs(a - b) < 0.1 * a
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(out=str(tmp_path / "x"), precision="fp16", **common)

@@ -276,21 +276,28 @@ class PairManifest:
 DATASETS = {"mir1k": MIR1K, "stems": StemFolders, "musdb": MUSDB, "pairs": PairManifest}
 
 
-def open_dataset(path: str | os.PathLike, kind: str | None = None):
-    """Open a dataset by layout name, or guess the layout from the path when ``kind`` is None."""
+def guess_layout(path: str | os.PathLike) -> str:
+    """The dataset layout a path most likely holds (see :data:`DATASETS`)."""
     p = Path(path)
-    if kind is None:
-        if p.suffix.lower() == ".csv":
-            kind = "pairs"
-        elif (p / "audio").is_dir() or (p.is_dir() and any(p.glob("*_*_*.flac"))):
-            kind = "mir1k"
-        elif p.name.endswith(".stem.mp4") or (p.is_dir() and any(p.rglob("*.stem.mp4"))):
-            kind = "musdb"
-        else:
-            kind = "stems"
+    if p.suffix.lower() == ".csv":
+        return "pairs"
+    if (p / "audio").is_dir() or (p.is_dir() and any(p.glob("*_*_*.flac"))):
+        return "mir1k"
+    if p.name.endswith(".stem.mp4") or (p.is_dir() and any(p.rglob("*.stem.mp4"))):
+        return "musdb"
+    return "stems"
+
+
+def open_dataset(path: str | os.PathLike, kind: str | None = None, **options):
+    """Open a dataset by layout name, or guess the layout from the path when ``kind`` is None.
+
+    ``options`` go to the layout's class (e.g. ``join_songs=False`` for
+    :class:`MIR1K`: one track per clip, as the paper evaluates).
+    """
+    kind = kind or guess_layout(path)
     if kind not in DATASETS:
         raise ConfigError(f"unknown dataset layout {kind!r}; known: {', '.join(DATASETS)}")
-    return DATASETS[kind](path)
+    return DATASETS[kind](path, **options)
 
 
 def split_tracks(tracks: Sequence[Track], valid_groups: Sequence[str] | None = None, valid_fraction: float = 0.2, seed: int = 0) -> tuple[list[Track], list[Track]]:

@@ -49,6 +49,8 @@ class TrainConfig:
     preset: str = "jansson2017"
     skip: bool = True  # False: the paper's baseline (no skip connections)
     channels: tuple[int, ...] | None = None  # override the preset's U-Net channels (small test models)
+    dropout: float | None = None  # override the preset's decoder dropout (the paper: 0.5 in 3 layers)
+    precision: str = "fp32"  # fp32 | bf16 (autocast: bfloat16 convolutions, float32 weights and optimiser)
     batch_size: int = 8
     lr: float = 1e-3
     lr_min: float = 1e-5  # cosine schedule floor
@@ -78,6 +80,10 @@ class TrainConfig:
         if self.target not in TARGETS:
             raise ConfigError(f"target must be one of {TARGETS}")
         get_preset(self.preset)
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise ConfigError("dropout must be in [0, 1)")
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError("precision must be fp32 or bf16")
         if self.batch_size < 1:
             raise ConfigError("batch_size must be >= 1")
         if not self.lr > 0 or self.lr_min < 0:

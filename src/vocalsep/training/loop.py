@@ -56,6 +56,8 @@ def make_preset(cfg: TrainConfig) -> Preset:
     unet = replace(preset.unet, skip=cfg.skip)
     if cfg.channels is not None:
         unet = replace(unet, channels=cfg.channels, dropout_layers=min(unet.dropout_layers, len(cfg.channels)))
+    if cfg.dropout is not None:
+        unet = replace(unet, dropout=cfg.dropout)
     return replace(preset, unet=unet)
 
 
@@ -198,8 +200,8 @@ def fit(config: TrainConfig) -> dict[str, Any]:
     if cfg.resume and state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         saved_cfg = json.loads(state["config"])
-        for key in ("data", "target", "preset", "skip", "channels", "batch_size", "seed"):
-            have = list(saved_cfg[key]) if isinstance(saved_cfg[key], list) else saved_cfg[key]
+        for key in ("data", "target", "preset", "skip", "channels", "dropout", "batch_size", "seed"):
+            have = list(saved_cfg[key]) if isinstance(saved_cfg.get(key), list) else saved_cfg.get(key)
             want = list(cfg.to_dict()[key]) if isinstance(cfg.to_dict()[key], tuple) else cfg.to_dict()[key]
             if have != want:
                 raise ConfigError(f"--resume: {key} differs from the interrupted run ({have!r} there, {want!r} now)")
@@ -268,8 +270,9 @@ def fit(config: TrainConfig) -> dict[str, Any]:
         X, Y, w = sampler.batch(step, cfg.batch_size)
         td = time.perf_counter()
         torch.manual_seed((cfg.seed * 1_000_003 + dist.rank * 7919 + step) % (2**63))
-        mask = net(X)
-        loss = masked_l1(mask, X, Y, w)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            mask = net(X)
+        loss = masked_l1(mask.float(), X, Y, w)
         tf = time.perf_counter()
         optimiser.zero_grad(set_to_none=True)
         loss.backward()

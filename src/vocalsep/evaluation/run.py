@@ -1,0 +1,476 @@
+"""``evaluate``: score systems on a dataset, track by track, into an output folder.
+
+The flow, and where each piece lands in ``out``:
+
+1. list the tracks (MIR-1K: one track per clip, as the paper evaluates), keep
+   those chosen by ``groups`` (singers) and ``tracks``;
+2. per track, in a process pool: load the mixture and references at ``rate``
+   (the paper's variant ``v3`` works on the mono downmix, ``museval`` on the
+   channels as they are), keep the track only if it has vocals (below), run
+   every system, score it; the main process writes ``tracks/TRACK.json`` and
+   ``tracks/TRACK.csv`` (atomically) as each track finishes;
+3. aggregate: ``scores.csv`` (every track, system and source), ``summary.json``,
+   ``summary.md`` (the tables), ``figures/`` (box plots, mask images) and,
+   if asked, a report (``report=``) that embeds them.
+
+A rerun with the same ``out`` reuses every finished track and system whose
+setup is unchanged (metric, rate, preset, full-band rule, and for a model the
+hash of its weights) and computes only what is missing or failed.
+
+Which tracks count (as in the paper, only clips known to contain vocals):
+
+- with labels (MIR-1K ``vocal-nonvocal/*.vocal``, else ``pitch/*.pv``): the
+  track counts when at least one labelled frame has voice;
+- without labels: the vocal reference's energy in 20 ms frames; a frame is
+  voiced when its RMS is above ``VOICED_DBFS`` (-60 dBFS), and the track counts
+  when at least ``MIN_VOICED_SECONDS`` (0.5 s) of frames are voiced.
+
+Explicit outcomes instead of crashes or NaN: a track without vocals or with an
+all-zero reference is *excluded* (recorded with its reason, counted in the
+summary, in no mean); a system whose estimate of a source is all zeros, or
+whose museval windows are all undefined, is *undefined* on that track
+(recorded, counted, in no mean); a missing or unreadable estimate file is
+*failed* (one line naming the file; the rest goes on; the exit code says so).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .._atomic import publish, temp_beside
+from ..errors import ConfigError, VocalsepError
+from .metrics import SOURCES, VARIANTS, bss_eval_v3, museval_scores, nsdr_scores
+from .systems import MixtureSystem, build_system, parse_systems
+
+log = logging.getLogger(__name__)
+
+VOICED_DBFS = -60.0
+MIN_VOICED_SECONDS = 0.5
+FRAME_SECONDS = 0.02
+DEFAULT_RATES = {"mir1k": 16000}  # the clips' own rate; other layouts: 44100 Hz (MUSDB18's)
+METRICS = ("v3", "museval")
+SCORE_FIELDS = ("sdr", "sir", "sar", "isr", "nsdr")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Everything ``evaluate`` needs; see :func:`evaluate`."""
+
+    data: str
+    systems: tuple[str, ...]
+    out: str
+    dataset: str | None = None
+    metric: str = "v3"
+    groups: tuple[str, ...] = ()
+    tracks: tuple[str, ...] = ()
+    limit: int | None = None
+    rate: int | None = None
+    preset: str = "jansson2017"
+    fullband: str | None = None
+    jobs: int | None = None
+    device: str = "cpu"
+    force: bool = False
+    progress: bool = False
+    report: str | None = None
+    mask_systems: tuple[str, ...] = ()
+    figure_track: str | None = None
+    excerpt: float = 10.0
+    command: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("systems", "groups", "tracks", "mask_systems"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.metric not in METRICS:
+            raise ConfigError(f"metric must be one of {METRICS}, not {self.metric!r}")
+        if self.jobs is not None and self.jobs < 1:
+            raise ConfigError("jobs must be at least 1")
+        if self.rate is not None and self.rate < 1000:
+            raise ConfigError("rate must be at least 1000 Hz")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError("limit must be at least 1")
+        if not self.excerpt > 0:
+            raise ConfigError("excerpt must be a positive number of seconds")
+        parse_systems(self.systems)
+
+
+@dataclass
+class Timing:
+    loading: float = 0.0
+    separation: float = 0.0
+    scoring: float = 0.0
+    writing: float = 0.0
+    figures: float = 0.0
+    wall: float = 0.0
+    per_system: dict = field(default_factory=dict)
+
+
+# -- tracks
+
+def layout_of(cfg: EvalConfig) -> str:
+    from ..data.datasets import guess_layout
+
+    kind = cfg.dataset or guess_layout(cfg.data)
+    if kind == "pairs":
+        raise ConfigError("a pair manifest has no vocal reference: evaluation needs mir1k, stems or musdb data")
+    return kind
+
+
+def list_tracks(cfg: EvalConfig):
+    """The dataset's tracks chosen by ``groups``, ``tracks`` and ``limit``, sorted by name."""
+    from ..data.datasets import open_dataset
+
+    kind = layout_of(cfg)
+    ds = open_dataset(cfg.data, kind, **({"join_songs": False} if kind == "mir1k" else {}))
+    tracks = sorted(ds.tracks, key=lambda t: t.name)
+    for wanted, key, what in ((cfg.groups, "group", "groups"), (cfg.tracks, "name", "tracks")):
+        if wanted:
+            known = {getattr(t, key) for t in tracks}
+            unknown = sorted(set(wanted) - known)
+            if unknown:
+                raise ConfigError(f"{cfg.data}: no {what} {unknown} among the chosen tracks (known: {', '.join(sorted(known)[:20])})")
+            tracks = [t for t in tracks if getattr(t, key) in wanted]
+    return tracks[: cfg.limit] if cfg.limit else tracks
+
+
+def rate_of(cfg: EvalConfig) -> int:
+    return cfg.rate or DEFAULT_RATES.get(layout_of(cfg), 44100)
+
+
+def vocal_activity(track, vocals: np.ndarray, rate: int) -> dict:
+    """``{"source": "labels"|"energy", "voiced_seconds": s, "counts": bool}`` (see the module doc)."""
+    labels = track.vocal_activity(rate, vocals.shape[-1])
+    if labels is not None:
+        voiced = float(np.sum(labels > 0)) / rate
+        return {"source": "labels", "voiced_seconds": voiced, "counts": voiced > 0}
+    mono = np.asarray(vocals, np.float64).mean(axis=0)
+    hop = max(1, round(FRAME_SECONDS * rate))
+    frames = mono[: mono.size // hop * hop].reshape(-1, hop)
+    rms_db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-20)
+    voiced = float(np.sum(rms_db > VOICED_DBFS)) * hop / rate
+    return {"source": "energy", "voiced_seconds": voiced, "counts": voiced >= MIN_VOICED_SECONDS}
+
+
+# -- one track
+
+class TrackScorer:
+    """Loads the dataset and the systems once (per worker process) and scores tracks."""
+
+    def __init__(self, cfg: EvalConfig):
+        from ..config import get_preset
+        from ..separator import SeparationOptions
+
+        self.cfg = cfg
+        self.rate = rate_of(cfg)
+        self.tracks = {t.name: t for t in list_tracks(cfg)}
+        options = SeparationOptions(**({"fullband": cfg.fullband} if cfg.fullband else {}))
+        preset = get_preset(cfg.preset)
+        self.systems = {s.name: build_system(s, preset, options, cfg.device) for s in parse_systems(cfg.systems)}
+
+    def signals(self, name: str):
+        """(mixture, references) of a track at the evaluation rate, mono for ``v3``."""
+        d = self.tracks[name].load(self.rate)
+        if self.cfg.metric == "v3":
+            d = {k: v.mean(axis=0, keepdims=True) for k, v in d.items()}
+        return d["mixture"].astype(np.float64), {s: d[s].astype(np.float64) for s in SOURCES}
+
+    def score(self, name: str, todo: list[str]) -> dict:
+        track = self.tracks[name]
+        t0 = time.perf_counter()
+        mixture, refs = self.signals(name)
+        result = {"track": name, "group": track.group, "seconds": mixture.shape[-1] / self.rate,
+                  "channels": int(mixture.shape[0]), "status": "scored", "reason": "", "systems": {},
+                  "timing": {"loading": 0.0, "separation": 0.0, "scoring": 0.0}}
+        activity = vocal_activity(track, refs["vocals"], self.rate)
+        result["vocal_activity"] = activity
+        silent = [s for s in SOURCES if not np.any(refs[s])]
+        if silent:
+            result.update(status="excluded", reason=f"the {silent[0]} reference is all zeros: BSS Eval is undefined")
+        elif not activity["counts"]:
+            result.update(status="excluded", reason=f"no vocals ({activity['source']}: {activity['voiced_seconds']:.2f} s voiced)")
+        result["timing"]["loading"] = time.perf_counter() - t0
+        if result["status"] == "excluded":
+            return result
+        t0 = time.perf_counter()
+        mix_scores = self._mixture_scores(mixture, refs)
+        result["timing"]["scoring"] += time.perf_counter() - t0
+        for sname in todo:
+            t0 = time.perf_counter()
+            try:
+                est = self.systems[sname].estimate(name, mixture, refs, self.rate)
+            except (VocalsepError, OSError, RuntimeError, ValueError) as exc:
+                result["systems"][sname] = {"status": "failed", "reason": str(exc)}
+                continue
+            t1 = time.perf_counter()
+            result["timing"]["separation"] += t1 - t0
+            result["systems"][sname] = self._score_system(mixture, refs, est, mix_scores, isinstance(self.systems[sname], MixtureSystem))
+            dt = time.perf_counter() - t1
+            result["timing"]["scoring"] += dt
+            result["systems"][sname]["seconds"] = {"separation": t1 - t0, "scoring": dt}
+        return result
+
+    def _mixture_scores(self, mixture, refs) -> dict:
+        if self.cfg.metric == "v3":
+            mono = np.stack([refs[s][0] for s in SOURCES])
+            raw = bss_eval_v3(mono, np.stack([mixture[0]] * len(SOURCES)))
+            return {s: {m: float(raw[m][i]) for m in ("sdr", "sir", "sar")} for i, s in enumerate(SOURCES)}
+        return museval_scores(refs, {s: mixture for s in SOURCES}, self.rate)
+
+    def _score_system(self, mixture, refs, est, mix_scores, is_mixture: bool) -> dict:
+        silent = [s for s in SOURCES if not np.any(est[s])]
+        if silent:
+            return {"status": "undefined", "reason": f"the {silent[0]} estimate is all zeros: BSS Eval is undefined"}
+        if is_mixture:
+            scores = {s: dict(v) for s, v in mix_scores.items()}
+            for s in SOURCES:
+                scores[s]["nsdr"] = 0.0
+        elif self.cfg.metric == "v3":
+            mixture_sdr = np.array([mix_scores[s]["sdr"] for s in SOURCES])
+            scores = nsdr_scores(mixture[0], {s: refs[s][0] for s in SOURCES}, {s: est[s][0] for s in SOURCES}, mixture_sdr)
+        else:
+            scores = museval_scores(refs, est, self.rate)
+            for s in SOURCES:
+                scores[s]["nsdr"] = scores[s]["sdr"] - mix_scores[s]["sdr"]
+        bad = [s for s in SOURCES if not math.isfinite(scores[s]["sdr"]) or not math.isfinite(scores[s]["nsdr"])]
+        if bad:
+            return {"status": "undefined", "reason": f"the {bad[0]} score is undefined (every museval window silent)", "targets": scores}
+        return {"status": "scored", "reason": "", "targets": scores}
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(cfg: EvalConfig, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.ERROR)
+    _WORKER["scorer"] = TrackScorer(cfg)
+
+
+def _worker_score(name: str, todo: list[str]) -> dict:
+    return _WORKER["scorer"].score(name, todo)
+
+
+# -- files
+
+def safe_name(track: str) -> str:
+    """A file name for a track name (which may hold '/' for nested stem folders)."""
+    safe = re.sub(r"[^A-Za-z0-9._+-]+", "_", track).strip("._") or "track"
+    if safe != track:
+        import hashlib
+
+        safe += "-" + hashlib.sha1(track.encode()).hexdigest()[:8]
+    return safe
+
+
+def write_text(path: Path, text: str) -> Path:
+    tmp = temp_beside(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return publish(tmp, path)
+
+
+def _rows(result: dict, systems=None) -> list[dict]:
+    rows = []
+    for sname in systems if systems is not None else list(result["systems"]):
+        r = result["systems"].get(sname)
+        if r is None:
+            continue
+        for s in SOURCES:
+            v = r.get("targets", {}).get(s, {})
+            rows.append({"track": result["track"], "group": result["group"], "seconds": round(result["seconds"], 4),
+                         "system": sname, "target": s, **{m: v.get(m, "") for m in SCORE_FIELDS},
+                         "status": r["status"], "reason": r.get("reason", "")})
+    return rows
+
+
+def csv_text(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    fields = ["track", "group", "seconds", "system", "target", *SCORE_FIELDS, "status", "reason"]
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def write_track(out: Path, result: dict) -> None:
+    base = out / "tracks" / safe_name(result["track"])
+    write_text(base.with_suffix(".csv"), csv_text(_rows(result)))
+    write_text(base.with_suffix(".json"), json.dumps(result, indent=1, allow_nan=False, default=_json_default))
+
+
+def _json_default(x):
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    raise TypeError(f"cannot write {type(x).__name__} as JSON")
+
+
+def json_safe(x):
+    """JSON has no NaN or inf: NaN -> null, +-inf (an exact estimate's SIR, say) -> "inf" / "-inf"."""
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    return x
+
+
+def _unfix(v):
+    if isinstance(v, dict):
+        return {k: _unfix(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_unfix(x) for x in v]
+    if v in ("inf", "-inf"):
+        return float(v)
+    return v
+
+
+# -- the run
+
+def evaluate(config: EvalConfig | None = None, **kwargs) -> dict:
+    """Score systems on a dataset into ``out``; returns the summary (also in ``out/summary.json``).
+
+    Give an :class:`EvalConfig` or its fields as keyword arguments, e.g.
+    ``evaluate(data="mir1k", systems=["unet=default", "oracle", "mixture"], out="results", groups=["abjones"])``.
+    ``summary["failures"]`` lists ``(track, system, reason)`` for every failed
+    system run; the rest is done regardless.
+    """
+    cfg = config if config is not None else EvalConfig(**kwargs)
+    from .report import summarise, write_outputs
+
+    start = time.perf_counter()
+    timing = Timing()
+    out = Path(cfg.out)
+    specs = parse_systems(cfg.systems)
+    rate = rate_of(cfg)
+    options_text = f"preset={cfg.preset};fullband={cfg.fullband or 'default'}"
+    identities = {s.name: s.identity(options_text) for s in specs}
+    setup = {"metric": cfg.metric, "variant": VARIANTS[cfg.metric], "rate": rate, "dataset": layout_of(cfg),
+             "data": str(Path(cfg.data).resolve())}
+    tracks = list_tracks(cfg)
+    if not tracks:
+        raise ConfigError(f"{cfg.data}: no tracks to evaluate")
+    _check_setup(out, setup, cfg.force)
+    results: dict[str, dict] = {}
+    todo: dict[str, list[str]] = {}
+    for t in tracks:
+        old = None if cfg.force else _read_track(out, t.name)
+        if old is not None and old.get("setup") == setup:
+            kept = {n: r for n, r in old["systems"].items() if n in identities and r.get("identity") == identities[n] and r["status"] != "failed"}
+            old["systems"] = kept
+            if old["status"] == "excluded":
+                results[t.name] = old
+                continue
+            missing = [s.name for s in specs if s.name not in kept]
+            results[t.name] = old
+            if missing:
+                todo[t.name] = missing
+        else:
+            todo[t.name] = [s.name for s in specs]
+    log.info("%d tracks, %d to score (%d finished in %s)", len(tracks), len(todo), len(tracks) - len(todo), out)
+    failures: list[tuple[str, str, str]] = []
+
+    def finish(name: str, new: dict) -> None:
+        for sname, r in new["systems"].items():
+            r["identity"] = identities[sname]
+            if r["status"] == "failed":
+                failures.append((name, sname, r["reason"]))
+                _say(f"vocalsep: error: {r['reason']}", cfg.progress)
+        old = results.get(name)
+        if old is not None and new["status"] != "excluded":
+            new["systems"] = {**old["systems"], **new["systems"]}
+        new["setup"] = setup
+        for k in ("loading", "separation", "scoring"):
+            setattr(timing, k, getattr(timing, k) + new["timing"][k])
+        for sname, r in new["systems"].items():
+            if "seconds" in r and sname in todo.get(name, ()):
+                agg = timing.per_system.setdefault(sname, {"separation": 0.0, "scoring": 0.0})
+                agg["separation"] += r["seconds"]["separation"]
+                agg["scoring"] += r["seconds"]["scoring"]
+        t0 = time.perf_counter()
+        write_track(out, json_safe(new))
+        timing.writing += time.perf_counter() - t0
+        results[name] = new
+
+    _run_pool(cfg, todo, finish)
+    timing.wall = time.perf_counter() - start
+    ordered = [results[t.name] for t in tracks]
+    summary = summarise(cfg, setup, specs, ordered, failures)
+    write_outputs(cfg, out, summary, ordered, timing)
+    return summary
+
+
+def _say(line: str, progress: bool) -> None:
+    if progress:
+        from tqdm import tqdm
+
+        tqdm.write(line, file=sys.stderr)
+    else:
+        print(line, file=sys.stderr)
+
+
+def _run_pool(cfg: EvalConfig, todo: dict[str, list[str]], finish) -> None:
+    from tqdm import tqdm
+
+    if not todo:
+        return
+    jobs = min(cfg.jobs or os.cpu_count() or 1, len(todo))
+    with tqdm(total=len(todo), unit="track", desc="evaluate", disable=not cfg.progress) as bar:
+        if jobs == 1:
+            scorer = TrackScorer(cfg)
+            for name, systems in todo.items():
+                bar.set_postfix_str(name[:30])
+                finish(name, scorer.score(name, systems))
+                bar.update(1)
+            return
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(cfg, threads)) as pool:
+            futures = {pool.submit(_worker_score, name, systems): name for name, systems in todo.items()}
+            for fut in as_completed(futures):
+                finish(futures[fut], fut.result())
+                bar.update(1)
+
+
+def _check_setup(out: Path, setup: dict, force: bool) -> None:
+    path = out / "setup.json"
+    if path.is_file() and not force:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if old != setup:
+            diff = ", ".join(f"{k}: {old.get(k)!r} -> {v!r}" for k, v in setup.items() if old.get(k) != v)
+            raise ConfigError(f"{out} holds results of another setup ({diff}); use another output folder or --force")
+    write_text(path, json.dumps(setup, indent=1))
+
+
+def _read_track(out: Path, name: str) -> dict | None:
+    path = out / "tracks" / (safe_name(name) + ".json")
+    if not path.is_file():
+        return None
+    try:
+        data = _unfix(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        log.warning("%s: unreadable, scored again", path)
+        return None
+    return data if data.get("track") == name else None
+
+
+__all__ = ["EvalConfig", "evaluate", "list_tracks", "vocal_activity"]
