@@ -22,3 +22,14 @@ def publish(tmp: Path, path: Path) -> Path:
     """Rename the finished temporary file onto ``path``."""
     os.replace(tmp, path)
     return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; nothing is left behind on failure."""
+    tmp = temp_beside(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return publish(tmp, path)

@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic import publish, temp_beside
+from .._atomic import write_text
 from ..errors import ConfigError, VocalsepError
 from .metrics import SOURCES, VARIANTS, bss_eval_v3, museval_scores, nsdr_scores
 from .systems import MixtureSystem, build_system, parse_systems
@@ -273,16 +273,6 @@ def safe_name(track: str) -> str:
 
         safe += "-" + hashlib.sha1(track.encode()).hexdigest()[:8]
     return safe
-
-
-def write_text(path: Path, text: str) -> Path:
-    tmp = temp_beside(path)
-    try:
-        tmp.write_text(text, encoding="utf-8")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return publish(tmp, path)
 
 
 def _rows(result: dict, systems=None) -> list[dict]:
