@@ -51,7 +51,7 @@ import numpy as np
 
 from .._atomic import write_text
 from ..errors import ConfigError, VocalsepError
-from .metrics import SOURCES, VARIANTS, bss_eval_v3, museval_scores, nsdr_scores
+from .metrics import SOURCES, VARIANTS, SourcesV3, museval_scores, nsdr_scores
 from .systems import MixtureSystem, build_system, parse_systems
 
 log = logging.getLogger(__name__)
@@ -177,6 +177,7 @@ class TrackScorer:
         options = SeparationOptions(**({"fullband": cfg.fullband} if cfg.fullband else {}))
         preset = get_preset(cfg.preset)
         self.systems = {s.name: build_system(s, preset, options, cfg.device) for s in parse_systems(cfg.systems)}
+        self._v3: SourcesV3 | None = None  # the current track's references (v3)
 
     def signals(self, name: str):
         """(mixture, references) of a track at the evaluation rate, mono for ``v3``."""
@@ -223,7 +224,8 @@ class TrackScorer:
     def _mixture_scores(self, mixture, refs) -> dict:
         if self.cfg.metric == "v3":
             mono = np.stack([refs[s][0] for s in SOURCES])
-            raw = bss_eval_v3(mono, np.stack([mixture[0]] * len(SOURCES)))
+            self._v3 = SourcesV3(mono)  # the references' share of BSS Eval, shared by every system of this track
+            raw = self._v3.score(np.stack([mixture[0]] * len(SOURCES)))
             return {s: {m: float(raw[m][i]) for m in ("sdr", "sir", "sar")} for i, s in enumerate(SOURCES)}
         return museval_scores(refs, {s: mixture for s in SOURCES}, self.rate)
 
@@ -237,7 +239,7 @@ class TrackScorer:
                 scores[s]["nsdr"] = 0.0
         elif self.cfg.metric == "v3":
             mixture_sdr = np.array([mix_scores[s]["sdr"] for s in SOURCES])
-            scores = nsdr_scores(mixture[0], {s: refs[s][0] for s in SOURCES}, {s: est[s][0] for s in SOURCES}, mixture_sdr)
+            scores = nsdr_scores(mixture[0], {s: refs[s][0] for s in SOURCES}, {s: est[s][0] for s in SOURCES}, mixture_sdr, self._v3)
         else:
             scores = museval_scores(refs, est, self.rate)
             for s in SOURCES:
