@@ -165,3 +165,11 @@ def test_energy_rule_without_labels():
     assert not vocal_activity(Unlabelled(), quiet, 8000)["counts"]
     act = vocal_activity(Unlabelled(), loud, 8000)
     assert act["source"] == "energy" and act["counts"] and act["voiced_seconds"] == pytest.approx(0.6)
+
+
+def test_process_pool_gives_the_same_scores(synth):
+    one = evaluate(**_cfg(synth, f"near={synth / 'near'}", "mixture"))
+    pooled = evaluate(**{**_cfg(synth, f"near={synth / 'near'}", "mixture"), "out": str(synth / "pooled"), "jobs": 2})
+    assert pooled["tracks"]["scored"] == one["tracks"]["scored"] == 2
+    assert pooled["stats"]["near"]["vocals"]["nsdr"] == one["stats"]["near"]["vocals"]["nsdr"]
+    assert sorted(p.name for p in (synth / "pooled" / "tracks").glob("*.json")) == ["song0.json", "song1.json", "song2.json"]
