@@ -8,26 +8,27 @@ Per segment of the input (``(channels, samples)`` at its own rate):
    network as a batch: every channel is separated on its own, never mixed);
 3. the full-band output is formed from the low-rate masks (``fullband``):
 
-   - ``"bandlimited"`` (default): the paper's reconstruction: mask x mixture
-     magnitude with mixture phase, inverse STFT at the preset's rate,
-     resampled back up.  The mixture's content above the modelled band (the
-     mixture minus its band-limited version) is added scaled by the
-     ``high_band`` rule: ``"edge"`` (default; per frame, the mean mask over the
-     top ``edge_hz`` of the modelled band), ``"zero"`` (dropped, as a plain
-     resampling would) or ``"one"``.
-   - ``"interpolate"``: the masks are interpolated, bilinearly in seconds and
-     Hz, onto an STFT of the input at its own rate
-     (``fullband_n_fft``/``fullband_hop``, default 2048/512), multiplied with
+   - ``"interpolate"`` (default): the masks are interpolated, bilinearly in
+     seconds and Hz, onto an STFT of the input at its own rate
+     (``fullband_n_fft``/``fullband_hop``, default 2048/1024), multiplied with
      that spectrogram and inverted with the mixture's phase; bins above the
-     modelled band (4088 Hz) get the ``high_band`` rule.
+     modelled band (4088 Hz) get the ``high_band`` rule: ``"edge"`` (default;
+     per frame, the mean mask over the top ``edge_hz`` of the modelled band),
+     ``"zero"`` or ``"one"``.
+   - ``"bandlimited"``: the paper's reconstruction: mask x mixture magnitude
+     with mixture phase, inverse STFT at the preset's rate, resampled back
+     up.  The mixture's content above the modelled band (the mixture minus
+     its band-limited version) is added scaled by the ``high_band`` rule
+     (``"zero"`` drops it, as a plain resampling would).
 
-   Why ``bandlimited``/``edge`` is the default: with ideal masks at 8192 Hz
-   (the upper bound of the paper's set-up) it scores 0.1-0.2 dB SDR above
-   ``interpolate`` 2048/512 on 51 MIR-1K clips and 1.7-2.3 dB above it on the
-   MUSDB18 excerpt, because interpolating onto coarser full-rate bins smears
-   the mask's harmonic detail; ``edge`` beats ``zero`` by 0.5-0.8 dB SNR and is
-   the rule that keeps the band above 4 kHz.  ``docs/fullband.md`` has the
-   tables and the command that reproduces them.
+   Why ``interpolate`` is the default: with the trained models it scores
+   +0.67 / +0.29 dB NSDR (vocals / accompaniment) above ``bandlimited`` on
+   51 held-out MIR-1K clips (docs/training.md), because interpolation
+   smooths the network's mask errors.  With ideal masks it is the other way
+   round (``bandlimited`` is 0.1-0.2 dB better on MIR-1K and more on the
+   MUSDB18 excerpt, docs/fullband.md): interpolating onto coarser full-rate
+   bins smears a perfect mask's harmonic detail.  ``edge`` beats ``zero`` by
+   0.5-0.8 dB SNR and is the rule that keeps the band above 4 kHz.
 
 4. ``complement=True`` makes the stems mixture-consistent: accompaniment =
    mixture - vocals (with only an accompaniment model: vocals = mixture -
