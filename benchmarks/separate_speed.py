@@ -474,13 +474,13 @@ def model_only(sep, clip: np.ndarray, rate: int, repeat: int, minutes: float = 3
     """Time the U-Net forward passes alone over ``minutes`` of stereo audio (real magnitudes)."""
     import torch
 
-    p, o = sep.preset, sep.options
+    p = sep.preset
     seg_samples, _ = sep.segment_samples(rate)
     seg_samples += 4 * p.hop * rate // p.sample_rate  # a little more, then crop to exactly segment_frames
     x = np.tile(clip, (1, math.ceil(seg_samples / clip.shape[1])))[:, :seg_samples]
     with torch.inference_mode():
         low, spec = sep.front.analyse(x, rate)
-        mag = sep.front.magnitude(spec)[..., : o.segment_frames].contiguous()  # (2, 1, bins, segment_frames)
+        mag = sep.front.magnitude(spec)[..., : sep.segment_frames].contiguous()  # (2, 1, bins, segment_frames)
     seg_seconds = mag.shape[-1] * p.hop / p.sample_rate  # audio one forward pass covers
     n_seg = math.ceil(minutes * 60 / seg_seconds)
     audio_s = n_seg * seg_seconds
@@ -503,7 +503,7 @@ def model_only(sep, clip: np.ndarray, rate: int, repeat: int, minutes: float = 3
     med = statistics.median(times)
     return {
         "input_shape": list(mag.shape),
-        "segment_frames": o.segment_frames,
+        "segment_frames": sep.segment_frames,
         "segment_s": seg_seconds,
         "segments": n_seg,
         "models": [t for t, _ in models],

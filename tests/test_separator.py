@@ -8,7 +8,7 @@ from vocalsep import SeparationOptions, Separator
 from vocalsep.checkpoint import save_checkpoint
 from vocalsep.config import Preset, UNetConfig
 from vocalsep.errors import AudioError, ConfigError, ModelError, OutputError
-from vocalsep.separator import output_paths
+from vocalsep.separator import combine_masks, output_paths
 
 from conftest import TINY, make_models, snr, synth_song
 
@@ -83,10 +83,47 @@ def test_complement_makes_stems_sum_to_the_mixture():
     sep = Separator(models, TINY, SeparationOptions(complement=True))
     out = sep.separate(x, 22050)
     np.testing.assert_allclose(out["vocals"] + out["accompaniment"], x, atol=1e-5)
-    # without complement, the accompaniment comes from its own model
-    own = Separator(models, TINY).separate(x, 22050)
+    # without complement (and with each model's own mask), the accompaniment comes from its own model
+    own = Separator(models, TINY, SeparationOptions(combine="independent")).separate(x, 22050)
     assert not torch.allclose(own["accompaniment"], out["accompaniment"], atol=1e-3)
     assert torch.allclose(own["vocals"], out["vocals"], atol=1e-6)
+
+
+@pytest.mark.parametrize("fullband", ["interpolate", "bandlimited"])
+@pytest.mark.parametrize("rule", ["average", "ratio"])
+def test_joint_rules_give_stems_that_add_up_to_the_mixture(fullband, rule):
+    models = make_models(TINY)
+    x = synth_song(2.0, 22050)
+    sep = Separator(models, TINY, SeparationOptions(fullband=fullband, combine=rule))
+    out = sep.separate(x, 22050)
+    np.testing.assert_allclose(out["vocals"] + out["accompaniment"], x, atol=2e-5)
+    # one stem alone is the same stem as in the two-stem run: both networks still vote
+    alone = sep.separate(x, 22050, stems=["accompaniment"])
+    assert torch.allclose(alone["accompaniment"], out["accompaniment"], atol=1e-6)
+    independent = Separator(models, TINY, SeparationOptions(fullband=fullband, combine="independent")).separate(x, 22050)
+    assert not torch.allclose(independent["vocals"], out["vocals"], atol=1e-3)
+
+
+def test_combine_masks_rules():
+    mv = torch.tensor([0.9, 0.2, 0.0, 0.5])
+    ma = torch.tensor([0.3, 0.6, 0.0, 0.5])
+    avg = combine_masks({"vocals": mv, "accompaniment": ma}, "average")
+    assert torch.allclose(avg["vocals"], torch.tensor([0.8, 0.3, 0.5, 0.5]))
+    assert torch.allclose(avg["accompaniment"], 1 - avg["vocals"])
+    ratio = combine_masks({"vocals": mv, "accompaniment": ma}, "ratio")
+    assert torch.allclose(ratio["vocals"], torch.tensor([0.75, 0.25, 0.5, 0.5]))
+    sq = combine_masks({"vocals": mv, "accompaniment": ma}, "ratio2")
+    assert torch.allclose(sq["vocals"], torch.tensor([0.81 / 0.9, 0.04 / 0.4, 0.5, 0.5]))
+    assert torch.allclose(sq["vocals"] + sq["accompaniment"], torch.ones(4))
+    same = combine_masks({"vocals": mv, "accompaniment": ma}, "independent")
+    assert same["vocals"] is mv and same["accompaniment"] is ma
+    assert combine_masks({"vocals": mv}, "average")["vocals"] is mv  # one model: nothing to combine
+    with pytest.raises(ConfigError):
+        combine_masks({"vocals": mv}, "vote")
+    with pytest.raises(ConfigError):
+        SeparationOptions(combine="vote")
+    with pytest.raises(ConfigError):
+        Preset(combine="vote")
 
 
 def test_a_single_model_gives_the_other_stem_as_complement():

@@ -125,3 +125,10 @@ def test_bf16_and_dropout_options(mir, tmp_path):
     assert abs(a - b) < 0.1 * a
     with pytest.raises(ValueError, match="precision"):
         TrainConfig(out=str(tmp_path / "x"), precision="fp16", **common)
+
+
+def test_import_only_presets_are_refused_for_training(tmp_path):
+    from vocalsep.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="spleeter"):
+        TrainConfig(data=str(tmp_path), out=str(tmp_path / "run"), preset="spleeter")

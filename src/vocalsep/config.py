@@ -15,6 +15,20 @@ from typing import Any
 from .errors import ConfigError
 
 NORMALIZATIONS = ("max", "none")
+# Where the network's layers differ between the paper's U-Net (the defaults) and Spleeter's
+PADDINGS = ("center", "tf_same")  # see UNetConfig.padding
+DECODER_ORDERS = ("bn_act", "act_bn")
+SKIP_TAPS = ("activation", "conv")
+FINAL_LAYERS = ("deconv", "dilated_conv")
+# How the separator turns model masks into full-band stems (vocalsep.separator)
+FULLBAND_RULES = ("interpolate", "bandlimited")
+HIGH_BAND_RULES = ("edge", "zero", "one")
+FRAMINGS = ("center", "spleeter")
+CHANNEL_MODES = ("batch", "stereo")
+COMBINE_ON = ("mask", "output")
+# How the masks of a vocal and an accompaniment model that run together become
+# the two stems' masks (see vocalsep.separator.combine_masks).
+COMBINE_RULES = ("independent", "average", "ratio", "ratio2")
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -42,6 +56,26 @@ class UNetConfig:
     dropout_layers: int = 3  # the first decoder layers that get dropout
     skip: bool = True  # False: the paper's baseline encoder-decoder
     input_norm: str = "max"  # see vocalsep.model.normalize_magnitude
+    # The fields below describe Spleeter's variant of the network (the "spleeter"
+    # preset); their defaults are the paper's U-Net as vocalsep has always built it.
+    # "center": PyTorch padding of kernel_size // 2 on each side; "tf_same":
+    # TensorFlow's "same" padding, which for stride 2 pads one row less before
+    # than after (1 and 2 for a 5x5 kernel), and the transposed convolutions
+    # cropped the same way.
+    padding: str = "center"
+    # decoder layers: "bn_act" deconv -> BatchNorm -> ReLU (-> dropout);
+    # "act_bn" deconv -> ReLU -> BatchNorm (-> dropout), Spleeter's order.
+    decoder_order: str = "bn_act"
+    # what the decoder receives from the encoder (skips, and the bottleneck):
+    # "activation" the encoder layer's output; "conv" its convolution output
+    # before BatchNorm (Spleeter's, whose last encoder BatchNorm is then unused).
+    skip_tap: str = "activation"
+    # "deconv": the last decoder layer outputs out_channels masks through a
+    # sigmoid; "dilated_conv": it is a decoder layer like the others with one
+    # channel (ReLU, BatchNorm), followed by a 4x4 convolution with dilation 2,
+    # "same" padding, to out_channels masks through a sigmoid (Spleeter's).
+    final: str = "deconv"
+    bn_eps: float = 1e-5  # BatchNorm epsilon (PyTorch's default; TensorFlow's is 1e-3)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -52,6 +86,11 @@ class UNetConfig:
         _check(0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)")
         _check(0 <= self.dropout_layers <= len(self.channels), "dropout_layers exceeds the decoder depth")
         _check(self.input_norm in NORMALIZATIONS, f"input_norm must be one of {NORMALIZATIONS}")
+        _check(self.padding in PADDINGS, f"padding must be one of {PADDINGS}")
+        _check(self.decoder_order in DECODER_ORDERS, f"decoder_order must be one of {DECODER_ORDERS}")
+        _check(self.skip_tap in SKIP_TAPS, f"skip_tap must be one of {SKIP_TAPS}")
+        _check(self.final in FINAL_LAYERS, f"final must be one of {FINAL_LAYERS}")
+        _check(self.bn_eps > 0, "bn_eps must be positive")
 
     @property
     def multiple(self) -> int:
@@ -68,6 +107,33 @@ class Preset:
     - ``bins``: the lowest ``bins`` frequency bins are modelled (the top ones
       are dropped; the paper keeps 512 of 513).
     - ``patch_frames``: frames per training patch.
+    - ``combine``: how the stems' masks are formed when a vocal and an
+      accompaniment model run together (``vocalsep.separator.combine_masks``):
+      ``"average"`` (jansson2017: measured +0.2 / +0.8 dB NSDR over
+      ``"independent"`` on held-out MIR-1K singers, docs/training.md),
+      ``"independent"`` (each model's own mask, as in the paper), ``"ratio"``
+      or ``"ratio2"`` (Spleeter's: each output squared over the sum of squares).
+      It does not change training; separation can override it.
+    - ``combine_on``: what the ``"ratio"``/``"ratio2"`` rules compare:
+      ``"mask"`` the masks, or ``"output"`` the masks times the mixture
+      magnitude (Spleeter's "output spectrograms"; it matters only where the
+      mixture is nearly silent, through ``ratio2``'s epsilon).
+    - ``fullband``/``high_band``: the separator's full-band and high-band rules
+      for this preset (``vocalsep.separator``); a separation option overrides them.
+    - ``segment_frames``: model frames per segment of long inputs (a separation
+      option overrides it).
+    - ``framing``: ``"center"`` frame ``j`` of the STFT is centred on sample
+      ``j * hop`` (``vocalsep.spectral.STFT``); ``"spleeter"`` Spleeter's STFT
+      (``vocalsep.spectral.SpleeterSTFT``): ``n_fft`` zeros before the signal,
+      frames from its start, zeros at the end, inverse scaled by 2/3.
+    - ``channel_mode``: ``"batch"`` each audio channel goes through the network
+      on its own (``unet.in_channels == 1``); ``"stereo"`` the two channels of
+      a stereo signal are the network's two input channels (and its two masks);
+      mono is duplicated and the stems averaged back, more channels go through
+      in pairs.
+    - ``split_patches``: run the network on ``patch_frames``-frame patches of
+      each segment, the last one zero-padded, as Spleeter does (False: each
+      segment at once).
     """
 
     name: str = "jansson2017"
@@ -77,6 +143,14 @@ class Preset:
     bins: int = 512
     patch_frames: int = 128
     unet: UNetConfig = field(default_factory=UNetConfig)
+    combine: str = "average"
+    combine_on: str = "mask"
+    fullband: str = "interpolate"
+    high_band: str = "edge"
+    segment_frames: int = 320  # 320 x 768 / 8192 Hz = 30 s
+    framing: str = "center"
+    channel_mode: str = "batch"
+    split_patches: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.unet, dict):
@@ -86,6 +160,19 @@ class Preset:
         _check(self.hop <= self.n_fft, "hop must not exceed n_fft")
         _check(0 < self.bins <= self.n_fft // 2 + 1, "bins must be in (0, n_fft/2 + 1]")
         _check(self.patch_frames > 0, "patch_frames must be positive")
+        _check(self.combine in COMBINE_RULES, f"combine must be one of {COMBINE_RULES}, not {self.combine!r}")
+        _check(self.combine_on in COMBINE_ON, f"combine_on must be one of {COMBINE_ON}")
+        _check(self.fullband in FULLBAND_RULES, f"fullband must be one of {FULLBAND_RULES}")
+        _check(self.high_band in HIGH_BAND_RULES, f"high_band must be one of {HIGH_BAND_RULES}")
+        _check(self.segment_frames >= 8, "segment_frames must be at least 8")
+        _check(self.framing in FRAMINGS, f"framing must be one of {FRAMINGS}")
+        _check(self.channel_mode in CHANNEL_MODES, f"channel_mode must be one of {CHANNEL_MODES}")
+        if self.channel_mode == "stereo":
+            _check(self.unet.in_channels == 2 and self.unet.out_channels == 2, "channel_mode 'stereo' needs a U-Net with 2 input and 2 output channels")
+        else:
+            _check(self.unet.in_channels == 1 and self.unet.out_channels == 1, "channel_mode 'batch' needs a U-Net with 1 input and 1 output channel")
+        if self.framing == "spleeter":
+            _check(self.n_fft % self.hop == 0 and (self.n_fft // 2) % self.hop == 0, "framing 'spleeter' needs n_fft / 2 to be a multiple of hop")
 
     @property
     def max_frequency(self) -> float:
@@ -114,8 +201,42 @@ class Preset:
         return cls.from_dict(json.loads(text))
 
 
+# Spleeter's 2-stem model (Hennequin et al., "Spleeter: a fast and efficient music
+# source separation tool with pre-trained models", JOSS 2020; Deezer, MIT
+# license), as its 2stems.json and spleeter/model code define it.  The same
+# U-Net family as the paper; where it departs from Jansson et al. (2017):
+SPLEETER = Preset(
+    name="spleeter",
+    sample_rate=44100,  # paper: 8192 Hz
+    n_fft=4096,  # paper: 1024
+    hop=1024,  # paper: 768
+    bins=1024,  # 0-11 kHz; paper: 512 bins, 0-4 kHz
+    patch_frames=512,  # paper: 128 (11.9 s here)
+    unet=UNetConfig(
+        in_channels=2,  # the stereo channels are the network's input channels; paper: mono
+        out_channels=2,  # one mask per channel
+        input_norm="none",  # the raw magnitude; paper: normalised to [0, 1]
+        padding="tf_same",  # TensorFlow "same" padding: 1 before, 2 after
+        decoder_order="act_bn",  # deconv -> ReLU -> BatchNorm; paper: BatchNorm before ReLU
+        skip_tap="conv",  # skips and bottleneck carry the encoder's pre-BatchNorm conv output
+        final="dilated_conv",  # last deconv to 1 channel, then a 4x4 dilated conv to 2 sigmoid masks
+        bn_eps=1e-3,  # TensorFlow's BatchNorm epsilon
+    ),
+    # one network per stem, masks from the squared *outputs* (mask x mixture):
+    # (out^2 + eps/2) / (out_v^2 + out_a^2 + eps); paper: each mask on its own
+    combine="ratio2",
+    combine_on="output",
+    fullband="bandlimited",  # the masks apply to the STFT they came from (44.1 kHz, no interpolation)
+    high_band="zero",  # 2stems.json's mask_extension "zeros": nothing above 11 kHz in either stem
+    segment_frames=1024,  # two patches (23.7 s) per segment of long inputs
+    framing="spleeter",  # Spleeter's STFT (n_fft zeros in front, frames from the start, inverse x 2/3)
+    channel_mode="stereo",
+    split_patches=True,  # the network sees 512-frame patches, the last zero-padded, as in Spleeter
+)
+
 PRESETS: dict[str, Preset] = {
     "jansson2017": Preset(),
+    "spleeter": SPLEETER,
 }
 
 

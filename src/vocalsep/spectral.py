@@ -82,6 +82,96 @@ class STFT:
         return y.reshape(*shape[:-2], length)
 
 
+class SpleeterSTFT:
+    """Spleeter's STFT (``spleeter/model/__init__.py``: ``_build_stft_feature``, ``_inverse_stft``).
+
+    ``forward``: ``n_fft`` zeros are put before the signal, frames of ``n_fft``
+    samples start every ``hop`` samples from there, and the end is padded with
+    zeros so that ``ceil((n + n_fft) / hop)`` frames cover it
+    (``tf.signal.stft(..., pad_end=True)``), periodic Hann window.  Frame
+    ``j`` is centred on sample ``(j - lead) * hop`` of the signal, where
+    ``lead = n_fft / 2 / hop`` (2 for 4096/1024): the centred grid of
+    :class:`STFT` shifted by ``lead`` frames.
+
+    ``inverse``: windowed overlap-add of the inverse FFTs
+    (``tf.signal.inverse_stft``) times ``2/3`` (Spleeter's window compensation
+    for hop = n_fft / 4, where the squared periodic Hann windows sum to 3/2),
+    cropped to ``[n_fft, n_fft + length)``.  Every kept sample lies under
+    ``n_fft / hop`` whole windows, so ``inverse(forward(x), len(x)) == x`` up
+    to float rounding for hop = n_fft / 4.
+    """
+
+    def __init__(self, n_fft: int, hop: int):
+        if hop <= 0 or n_fft % hop or (n_fft // 2) % hop:
+            raise ValueError(f"SpleeterSTFT needs n_fft / 2 to be a multiple of hop, got n_fft={n_fft} hop={hop}")
+        self.n_fft = int(n_fft)
+        self.hop = int(hop)
+        self.lead = self.n_fft // 2 // self.hop
+        self.scale = 2.0 / 3.0 if self.n_fft == 4 * self.hop else None
+        self._windows: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+    @property
+    def freqs(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def window(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        key = (device, dtype)
+        if key not in self._windows:
+            self._windows[key] = torch.hann_window(self.n_fft, periodic=True, dtype=dtype, device=device)
+        return self._windows[key]
+
+    def frames(self, samples: int) -> int:
+        return -(-(samples + self.n_fft) // self.hop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(..., samples)`` float -> ``(..., freqs, frames)`` complex: ``n_fft`` zeros in front, ``pad_end``."""
+        return self.frame(torch.nn.functional.pad(x, (self.n_fft, 0)), pad_end=True)
+
+    def inverse(self, spec: torch.Tensor, length: int) -> torch.Tensor:
+        """``(..., freqs, frames)`` complex -> ``(..., length)`` float, undoing :meth:`forward`."""
+        return self.overlap_add(spec, self.n_fft + length)[..., self.n_fft :]
+
+    def frame(self, x: torch.Tensor, pad_end: bool) -> torch.Tensor:
+        """Frames of ``n_fft`` samples every ``hop`` samples from the first sample of ``x``
+        (``tf.signal.stft``): with ``pad_end``, zeros complete ``ceil(n / hop)`` frames; without,
+        only the ``(n - n_fft) // hop + 1`` frames that lie inside ``x``."""
+        shape = x.shape
+        n = shape[-1]
+        flat = x.reshape(-1, n)
+        if pad_end:
+            frames = max(1, -(-n // self.hop))
+            flat = torch.nn.functional.pad(flat, (0, (frames - 1) * self.hop + self.n_fft - n))
+        elif n < self.n_fft:
+            raise ValueError(f"{n} samples are fewer than one frame of {self.n_fft}")
+        spec = torch.stft(flat, self.n_fft, self.hop, window=self.window(x.device, x.dtype), center=False, return_complex=True)
+        return spec.reshape(*shape[:-1], *spec.shape[-2:])
+
+    def overlap_add(self, spec: torch.Tensor, length: int) -> torch.Tensor:
+        """Windowed overlap-add of the frames' inverse FFTs (``tf.signal.inverse_stft``) times
+        the window compensation, from the first frame's first sample, cut or zero-padded to ``length``."""
+        shape = spec.shape
+        frames = shape[-1]
+        flat = spec.reshape(-1, *shape[-2:])
+        w = self.window(spec.device, spec.real.dtype)
+        chunks = torch.fft.irfft(flat.transpose(-1, -2), n=self.n_fft, dim=-1) * w  # (batch, frames, n_fft)
+        k = self.n_fft // self.hop
+        batch = chunks.shape[0]
+        # frame j's part i (of k hop-long parts) lands in hop block j + i
+        out = chunks.new_zeros(batch, frames + k - 1, self.hop)
+        parts = chunks.reshape(batch, frames, k, self.hop)
+        for i in range(k):
+            out[:, i : i + frames] += parts[:, :, i]
+        y = out.reshape(batch, -1)
+        if self.scale is not None:
+            y = y * self.scale
+        else:  # other overlaps: divide by the (constant) summed squared window
+            y = y / (w.reshape(k, self.hop) ** 2).sum(0).mean()
+        y = y[:, :length]
+        if y.shape[-1] < length:
+            y = torch.nn.functional.pad(y, (0, length - y.shape[-1]))
+        return y.reshape(*shape[:-2], length)
+
+
 def lerp_axis(x: torch.Tensor, positions: torch.Tensor, dim: int) -> torch.Tensor:
     """Linear interpolation of ``x`` along ``dim`` at fractional ``positions``.
 

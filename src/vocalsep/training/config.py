@@ -79,7 +79,9 @@ class TrainConfig:
             object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
         if self.target not in TARGETS:
             raise ConfigError(f"target must be one of {TARGETS}")
-        get_preset(self.preset)
+        preset = get_preset(self.preset)
+        if preset.channel_mode != "batch" or preset.framing != "center":
+            raise ConfigError(f"preset {self.preset!r} is for running imported models; training needs a mono-input preset such as jansson2017")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError("dropout must be in [0, 1)")
         if self.precision not in ("fp32", "bf16"):
