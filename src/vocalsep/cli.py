@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fullband", choices=["interpolate", "bandlimited"], default=None, help="how full-band stems are formed from the model's 0-4 kHz masks (default: interpolate)")
     p.add_argument("--high-band", choices=["edge", "zero", "one"], default=None, help="mask above the modelled band (default: edge)")
     p.add_argument("--complement", action="store_true", help="mixture-consistent stems: accompaniment = mixture - vocals")
+    p.add_argument("--combine", choices=["independent", "average", "ratio", "ratio2"], default=None,
+                   help="how a vocal and an accompaniment model's masks are combined (default: the preset's; average for jansson2017)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the network runs (default: cpu)")
     p.add_argument("-j", "--jobs", type=_jobs, default=1, metavar="N", help="files separated in parallel (default: 1)")
     p.add_argument("--threads", type=_jobs, default=None, metavar="N", help="torch threads (default: all cores, shared among --jobs)")
@@ -146,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=_jobs, default=None, metavar="HZ", help="rate the references and estimates are compared at (default: 16000 for MIR-1K, else 44100)")
     p.add_argument("--preset", default="jansson2017", help="preset of the oracle's ideal masks and of the mask images (default: jansson2017)")
     p.add_argument("--fullband", choices=["interpolate", "bandlimited"], default=None, help="full-band rule of the model systems and the oracle (default: the separator's)")
+    p.add_argument("--combine", choices=["independent", "average", "ratio", "ratio2"], default=None,
+                   help="mask combination rule of the model systems (default: each model's preset's)")
     p.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N", help="tracks scored in parallel processes (default: all cores)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the model systems run (default: cpu)")
     p.add_argument("--mask-systems", type=_names, default=(), metavar="A,B", help="the systems whose masks the mask image shows (default: the first two that are not 'mixture')")
@@ -178,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray", default=None, metavar="ADDRESS", help="run the audio work on a Ray cluster: 'auto', 'local' or ray://HOST:PORT (needs vocalsep[ray])")
     p.add_argument("-f", "--force", action="store_true", help="recompute everything, ignoring stored results in --out")
     p.set_defaults(func=cmd_mine)
+    from .spleeter.cli import add_import_parser
+
+    add_import_parser(sub, common)
+    from .listen.cli import add_listen_parser
+
+    add_listen_parser(sub, common)
     return parser
 
 
@@ -258,6 +268,8 @@ def _separator_options(args):
         changes["high_band"] = args.high_band
     if args.complement:
         changes["complement"] = True
+    if args.combine:
+        changes["combine"] = args.combine
     return SeparationOptions(**changes)
 
 
@@ -470,7 +482,7 @@ def _evaluate_command(args) -> str:
     for flag, value in (("--singers", args.singers), ("--tracks", args.tracks), ("--mask-systems", args.mask_systems)):
         if value:
             parts += [flag, ",".join(value)]
-    for flag, value in (("--limit", args.limit), ("--rate", args.rate), ("--fullband", args.fullband), ("--figure-track", args.figure_track),
+    for flag, value in (("--limit", args.limit), ("--rate", args.rate), ("--fullband", args.fullband), ("--combine", args.combine), ("--figure-track", args.figure_track),
                         ("--report", args.report)):
         if value is not None:
             parts += [flag, str(value)]
@@ -489,7 +501,7 @@ def cmd_evaluate(args) -> int:
     show = not args.quiet and sys.stderr.isatty() or os.environ.get("VOCALSEP_PROGRESS") == "1"
     cfg = EvalConfig(
         data=args.data, systems=tuple(args.systems), out=args.out, dataset=args.dataset, metric=args.metric,
-        groups=args.singers, tracks=args.tracks, limit=args.limit, rate=args.rate, preset=args.preset, fullband=args.fullband,
+        groups=args.singers, tracks=args.tracks, limit=args.limit, rate=args.rate, preset=args.preset, fullband=args.fullband, combine=args.combine,
         jobs=args.jobs, device=args.device, force=args.force, progress=show, report=args.report,
         mask_systems=args.mask_systems, figure_track=args.figure_track, excerpt=args.excerpt, command=_evaluate_command(args),
     )
