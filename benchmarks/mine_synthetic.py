@@ -21,8 +21,10 @@ re-recording).  Runs :func:`vocalsep.mining.mine` on it and scores the mined
   ceiling of the rule).
 
     python benchmarks/mine_synthetic.py --songs 16 --seconds 60 --jobs 1
+    python benchmarks/mine_synthetic.py --songs 0 --exclude-singers abjones,tammy --seconds 1000 \
+        --jobs 1 --out /work/exp/mine-all --json benchmarks/results/mine_synthetic_all.json
 
-Prints a table and writes benchmarks/out/mine_synthetic.json.
+Prints a table and writes benchmarks/out/mine_synthetic.json (or ``--json``).
 """
 
 from __future__ import annotations
@@ -38,17 +40,23 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def pick_songs(root: Path, count: int, seconds: float, rate: int):
-    """``count`` MIR-1K songs, singers in turn, as Songs of at most ``seconds``."""
+def pick_songs(root: Path, count: int, seconds: float, rate: int, exclude=()):
+    """``count`` MIR-1K songs (0: all), singers in turn, as Songs of at most ``seconds``.
+
+    ``exclude``: singers left out (case-insensitive), e.g. the held-out
+    evaluation singers.
+    """
     from vocalsep.data import MIR1K
     from vocalsep.mining.synthetic import Song
 
+    skip = {s.lower() for s in exclude}
     by_singer: dict[str, list] = {}
     for t in MIR1K(root).tracks:
-        by_singer.setdefault(t.group, []).append(t)
+        if t.group.lower() not in skip:
+            by_singer.setdefault(t.group, []).append(t)
     order = [v[i] for i in range(max(len(v) for v in by_singer.values())) for v in by_singer.values() if i < len(v)]
     songs = []
-    for t in order[:count]:
+    for t in order[:count] if count else order:
         x = t.load(rate)
         n = int(seconds * rate)
         songs.append(Song(t.name, t.group.capitalize(), x["vocals"][:, :n], x["accompaniment"][:, :n], rate))
@@ -62,7 +70,7 @@ def summarise(scores: dict, report: dict, timing: dict, args) -> dict:
         return fn([p[key] for p in per]) if per else float("nan")
 
     return {
-        "songs": args.songs, "seconds_per_song": args.seconds, "bitrate_kbps": args.bitrate, "seed": args.seed,
+        "songs": args.song_count, "excluded_singers": args.exclude_singers, "seconds_per_song": args.seconds, "bitrate_kbps": args.bitrate, "seed": args.seed,
         "catalogue_entries": report["counts"]["catalogue_entries"], "true_pairs": scores["expected"],
         "pairs_found": scores["pairs_found"], "precision": scores["precision"], "recall": scores["recall"],
         "offset_abs_error_ms_mean": stat("offset_error_ms", lambda v: statistics.fmean(abs(x) for x in v)),
@@ -95,12 +103,15 @@ def table(s: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "mir1k"), help="MIR-1K folder")
-    ap.add_argument("--songs", type=int, default=16)
+    ap.add_argument("--songs", type=int, default=16, help="number of songs; 0: all (after --exclude-singers)")
+    ap.add_argument("--exclude-singers", type=lambda v: [s for s in v.split(",") if s], default=[], metavar="A,B",
+                    help="MIR-1K singers left out of the catalogue, e.g. abjones,tammy (the held-out evaluation singers)")
     ap.add_argument("--seconds", type=float, default=60.0, help="cut each song to this many seconds")
     ap.add_argument("--bitrate", type=int, default=64, help="MP3 bitrate of the instrumentals, kbit/s")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=1)
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "mine-synthetic"))
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "mine-synthetic"), help="catalogue and mined folder (audio: keep it out of the repo)")
+    ap.add_argument("--json", default=str(REPO / "benchmarks" / "out" / "mine_synthetic.json"), help="where the summary JSON goes")
     args = ap.parse_args(argv)
     from vocalsep.mining import MineConfig, mine
     from vocalsep.mining.synthetic import build_catalogue, score_mining
@@ -112,7 +123,9 @@ def main(argv=None) -> int:
     shutil.rmtree(out, ignore_errors=True)
     timing = {}
     t = time.perf_counter()
-    truth = build_catalogue(pick_songs(Path(args.data), args.songs, args.seconds, 16000), out / "catalogue", seed=args.seed, bitrate=args.bitrate)
+    songs = pick_songs(Path(args.data), args.songs, args.seconds, 16000, args.exclude_singers)
+    args.song_count = len(songs)
+    truth = build_catalogue(songs, out / "catalogue", seed=args.seed, bitrate=args.bitrate)
     timing["build"] = time.perf_counter() - t
     t = time.perf_counter()
     report = mine(MineConfig(str(out / "catalogue" / "catalog.csv"), str(out / "mined"), jobs=args.jobs))
@@ -123,7 +136,8 @@ def main(argv=None) -> int:
     summary = summarise(scores, report, timing, args)
     print(table(summary))
     print("\nstages: " + ", ".join(f"{k} {v}" for k, v in report["counts"].items()))
-    dest = REPO / "benchmarks" / "out" / "mine_synthetic.json"
+    dest = Path(args.json)
+    dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(summary, indent=1))
     print(f"\nwritten {dest}; report {out / 'mined' / 'report.md'}")
     return 0
