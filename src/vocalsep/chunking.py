@@ -5,7 +5,10 @@ that overlap by ``overlap`` samples, runs a function on each segment, and
 joins the results with a linear crossfade: weighted overlap-add, divided by
 the summed weights, with a check that every output sample was covered
 (the scheme of Demucs' ``apply.py``, but streaming).  Memory holds one segment
-and its overlap, whatever the input's length.
+and its overlap, whatever the input's length.  :func:`overlap_sum` is the
+same stream for processes that return overlap-add contributions (summed, not
+crossfaded: the exact path of the ``spleeter`` preset); both cut the stream
+with :func:`segments`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,70 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
+
+
+def segments(blocks: Iterable[np.ndarray], channels: int, segment: int, step: int) -> Iterator[tuple[np.ndarray, bool]]:
+    """Cut a stream of ``(channels, n)`` blocks of any sizes into segments of at most
+    ``segment`` samples that start every ``step`` samples; yields ``(segment, last)``.
+    Memory holds one segment and the next block."""
+    buf: list[np.ndarray] = []
+    buffered = 0
+    it = iter(blocks)
+    eof = False
+    while True:
+        # read until we hold more than one segment, so that we know whether this one is the last
+        while not eof and buffered <= segment:
+            try:
+                b = next(it)
+            except StopIteration:
+                eof = True
+                break
+            if b.ndim != 2 or b.shape[0] != channels:
+                raise ValueError(f"expected blocks of shape ({channels}, n), got {b.shape}")
+            if b.shape[1]:
+                buf.append(b)
+                buffered += b.shape[1]
+        if buffered == 0:
+            return
+        whole = np.concatenate(buf, axis=1) if len(buf) > 1 else buf[0]
+        last = eof and buffered <= segment
+        yield whole[:, :segment], last
+        if last:
+            return
+        rest = whole[:, step:]
+        buf = [rest] if rest.shape[1] else []
+        buffered = rest.shape[1]
+
+
+def overlap_sum(
+    blocks: Iterable[np.ndarray],
+    channels: int,
+    segment: int,
+    overlap: int,
+    process: Callable[[np.ndarray, bool], dict[str, np.ndarray]],
+) -> Iterator[dict[str, np.ndarray]]:
+    """Like :func:`overlap_add`, but the outputs of consecutive segments are
+    *summed* where they overlap (no crossfade, no normalisation): for processes that return
+    overlap-add contributions.  ``process(segment, last)`` is told which segment is the last."""
+    if segment <= 0 or not 0 <= overlap < segment:
+        raise ValueError(f"need segment > 0 and 0 <= overlap < segment (segment={segment}, overlap={overlap})")
+    step = segment - overlap
+    pending: dict[str, np.ndarray] | None = None
+    for seg, last in segments(blocks, channels, segment, step):
+        length = seg.shape[1]
+        out = process(seg, last)
+        emit = length if last else step
+        result, new_pending = {}, {}
+        for name, y in out.items():
+            if y.shape[-1] != length:
+                raise ValueError(f"process returned {y.shape[-1]} samples for a segment of {length}")
+            if pending is not None:
+                y = y.copy()
+                y[..., : pending[name].shape[-1]] += pending[name]
+            result[name] = y[..., :emit]
+            new_pending[name] = y[..., emit:]
+        pending = new_pending
+        yield result
 
 
 def overlap_add(
@@ -34,29 +101,8 @@ def overlap_add(
     ramp_up = ((np.arange(overlap, dtype=np.float64) + 0.5) / overlap).astype(np.float32) if overlap else np.zeros(0, np.float32)
     pending: dict[str, np.ndarray] | None = None
     pending_w: np.ndarray | None = None
-    buf: list[np.ndarray] = []
-    buffered = 0
-    it = iter(blocks)
-    eof = False
     first = True
-    while True:
-        # read until we hold more than one segment, so that we know whether this one is the last
-        while not eof and buffered <= segment:
-            try:
-                b = next(it)
-            except StopIteration:
-                eof = True
-                break
-            if b.ndim != 2 or b.shape[0] != channels:
-                raise ValueError(f"expected blocks of shape ({channels}, n), got {b.shape}")
-            if b.shape[1]:
-                buf.append(b)
-                buffered += b.shape[1]
-        if buffered == 0:
-            break
-        whole = np.concatenate(buf, axis=1) if len(buf) > 1 else buf[0]
-        last = eof and buffered <= segment
-        seg = whole[:, :segment]
+    for seg, last in segments(blocks, channels, segment, step):
         length = seg.shape[1]
         out = process(seg)
         w = np.ones(length, np.float32)
@@ -84,8 +130,3 @@ def overlap_add(
         pending, pending_w = new_pending, wsum[emit:]
         yield result
         first = False
-        if last:
-            break
-        rest = whole[:, step:]
-        buf = [rest] if rest.shape[1] else []
-        buffered = rest.shape[1]

@@ -78,7 +78,7 @@ import torch
 from .audio import AudioReader, AudioWriter, resample, track_name
 from .checkpoint import TARGETS, Checkpoint, load_checkpoint
 from ._threads import SerialWorker, prefetch
-from .chunking import overlap_add
+from .chunking import overlap_add, overlap_sum
 from .config import COMBINE_RULES, FULLBAND_RULES, HIGH_BAND_RULES, Preset
 from .errors import AudioError, ConfigError, ModelError, OutputError
 from .model import UNet
@@ -320,62 +320,6 @@ class SpectralFrontEnd:
         return lerp_axis(per_frame, positions, 1).cpu().numpy()
 
 
-def _overlap_sum(
-    blocks: Iterable[np.ndarray],
-    channels: int,
-    segment: int,
-    overlap: int,
-    process: Callable[[np.ndarray, bool], dict[str, np.ndarray]],
-) -> Iterator[dict[str, np.ndarray]]:
-    """Like :func:`vocalsep.chunking.overlap_add`, but the outputs of consecutive segments are
-    *summed* where they overlap (no crossfade, no normalisation): for processes that return
-    overlap-add contributions.  ``process(segment, last)`` is told which segment is the last."""
-    if segment <= 0 or not 0 <= overlap < segment:
-        raise ValueError(f"need segment > 0 and 0 <= overlap < segment (segment={segment}, overlap={overlap})")
-    step = segment - overlap
-    pending: dict[str, np.ndarray] | None = None
-    buf: list[np.ndarray] = []
-    buffered = 0
-    it = iter(blocks)
-    eof = False
-    while True:
-        while not eof and buffered <= segment:
-            try:
-                b = next(it)
-            except StopIteration:
-                eof = True
-                break
-            if b.ndim != 2 or b.shape[0] != channels:
-                raise ValueError(f"expected blocks of shape ({channels}, n), got {b.shape}")
-            if b.shape[1]:
-                buf.append(b)
-                buffered += b.shape[1]
-        if buffered == 0:
-            break
-        whole = np.concatenate(buf, axis=1) if len(buf) > 1 else buf[0]
-        last = eof and buffered <= segment
-        seg = whole[:, :segment]
-        length = seg.shape[1]
-        out = process(seg, last)
-        emit = length if last else step
-        result, new_pending = {}, {}
-        for name, y in out.items():
-            if y.shape[-1] != length:
-                raise ValueError(f"process returned {y.shape[-1]} samples for a segment of {length}")
-            if pending is not None:
-                y = y.copy()
-                y[..., : pending[name].shape[-1]] += pending[name]
-            result[name] = y[..., :emit]
-            new_pending[name] = y[..., emit:]
-        pending = new_pending
-        yield result
-        if last:
-            break
-        rest = whole[:, step:]
-        buf = [rest] if rest.shape[1] else []
-        buffered = rest.shape[1]
-
-
 class Separator:
     """Separates waveforms and files into ``vocals`` and ``accompaniment``.
 
@@ -524,7 +468,7 @@ class Separator:
             yield from blocks
 
         skip = p.n_fft
-        for out in _overlap_sum(padded(), channels, segment, segment - step, lambda c, last: self._spleeter_chunk(c, last, stems)):
+        for out in overlap_sum(padded(), channels, segment, segment - step, lambda c, last: self._spleeter_chunk(c, last, stems)):
             if skip:
                 k = min(skip, next(iter(out.values())).shape[-1])
                 out = {s: y[..., k:] for s, y in out.items()}
