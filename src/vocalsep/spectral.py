@@ -82,7 +82,7 @@ class STFT:
         return y.reshape(*shape[:-2], length)
 
 
-class SpleeterSTFT:
+class SpleeterSTFT(STFT):
     """Spleeter's STFT (``spleeter/model/__init__.py``: ``_build_stft_feature``, ``_inverse_stft``).
 
     ``forward``: ``n_fft`` zeros are put before the signal, frames of ``n_fft``
@@ -104,21 +104,9 @@ class SpleeterSTFT:
     def __init__(self, n_fft: int, hop: int):
         if hop <= 0 or n_fft % hop or (n_fft // 2) % hop:
             raise ValueError(f"SpleeterSTFT needs n_fft / 2 to be a multiple of hop, got n_fft={n_fft} hop={hop}")
-        self.n_fft = int(n_fft)
-        self.hop = int(hop)
+        super().__init__(n_fft, hop)
         self.lead = self.n_fft // 2 // self.hop
         self.scale = 2.0 / 3.0 if self.n_fft == 4 * self.hop else None
-        self._windows: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
-
-    @property
-    def freqs(self) -> int:
-        return self.n_fft // 2 + 1
-
-    def window(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        key = (device, dtype)
-        if key not in self._windows:
-            self._windows[key] = torch.hann_window(self.n_fft, periodic=True, dtype=dtype, device=device)
-        return self._windows[key]
 
     def frames(self, samples: int) -> int:
         return -(-(samples + self.n_fft) // self.hop)
