@@ -132,3 +132,27 @@ def test_import_only_presets_are_refused_for_training(tmp_path):
 
     with pytest.raises(ConfigError, match="spleeter"):
         TrainConfig(data=str(tmp_path), out=str(tmp_path / "run"), preset="spleeter")
+
+
+def test_pitch_augmentation_resamples_the_voice(mir, tmp_path):
+    from vocalsep.config import get_preset
+    import numpy as np
+    import torch
+
+    from vocalsep.data import open_dataset
+
+    preset = get_preset("jansson2017")
+    tracks = [load_cached(t, preset.sample_rate, tmp_path / "cache") for t in open_dataset(mir).tracks]
+    sampler = PatchSampler(tracks, preset, "vocals", Augment(pitch=2.0))
+    x = np.arange(10 * sampler.patch_samples, dtype=np.float32)
+    same, valid = sampler._shifted_voice(x, 5, 1.0)
+    assert valid == sampler.patch_samples
+    np.testing.assert_array_equal(same, x[5 : 5 + sampler.patch_samples])
+    fast, _ = sampler._shifted_voice(x, 5, 2.0)
+    np.testing.assert_allclose(fast[:100], x[5 : 5 + 200 : 2])
+    tail, valid = sampler._shifted_voice(x, x.shape[0] - 1000, 1.5)
+    assert valid == int(1000 / 1.5) and not tail[valid + 1 :].any()
+    X, Y, w = sampler.batch(0, 4)
+    assert torch.isfinite(X).all() and torch.isfinite(Y).all()
+    with pytest.raises(Exception, match="pitch"):
+        Augment(pitch=20)

@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--remix", type=float, default=0.5, help="probability of remixing a voice over another track's accompaniment")
     p.add_argument("--gain-db", type=float, default=0.0, help="random gain range of each source, +-dB (default 0: measured better than 6)")
     p.add_argument("--silence", type=float, default=0.0, help="probability of a patch without voice")
+    p.add_argument("--pitch", type=float, default=0.0, metavar="SEMITONES",
+                   help="resample each training voice by up to this many semitones either way (default 0: off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads per process")
     p.add_argument("--cache-dir", default=None, help="feature cache (default: beside --out)")
@@ -453,7 +455,7 @@ def cmd_train(args) -> int:
             channels=args.channels, dropout=args.dropout, precision=args.precision, batch_size=args.batch_size, lr=args.lr, lr_min=args.lr_min, schedule=args.schedule,
             warmup_steps=args.warmup_steps, steps=args.steps, epochs=args.epochs, time_budget=args.time_budget,
             steps_per_epoch=args.steps_per_epoch, valid_groups=args.valid_groups, valid_fraction=args.valid_fraction,
-            valid_seconds=args.valid_seconds, augment=Augment(remix=args.remix, gain_db=args.gain_db, silence=args.silence),
+            valid_seconds=args.valid_seconds, augment=Augment(remix=args.remix, gain_db=args.gain_db, silence=args.silence, pitch=args.pitch),
             seed=args.seed, threads=args.threads, cache_dir=args.cache_dir, resume=args.resume,
             progress=not args.quiet and sys.stderr.isatty(),
         )

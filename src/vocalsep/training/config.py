@@ -23,6 +23,9 @@ class Augment:
       [-gain_db, +gain_db] dB;
     - ``silence``: probability that the voice of a patch is removed (the
       network learns to return nothing when there is no voice).
+    - ``pitch``: each voice is resampled by a random factor of up to
+      ``pitch`` semitones either way (pitch and formants move together, the
+      tempo too: another "singer" over the accompaniment); 0 turns it off.
     Pairs (original, instrumental) have no voice waveform: they get only a
     common gain.
     """
@@ -30,6 +33,7 @@ class Augment:
     remix: float = 0.5
     gain_db: float = 0.0  # +-6 dB measured 0.5 dB NSDR worse on MIR-1K (docs/training.md)
     silence: float = 0.0
+    pitch: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("remix", "silence"):
@@ -38,6 +42,8 @@ class Augment:
                 raise ConfigError(f"augment.{name} must be a probability in [0, 1]")
         if not 0.0 <= self.gain_db <= 40:
             raise ConfigError("augment.gain_db must be in [0, 40] dB")
+        if not 0.0 <= self.pitch <= 12:
+            raise ConfigError("augment.pitch must be in [0, 12] semitones")
 
 
 @dataclass(frozen=True)

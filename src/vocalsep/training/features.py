@@ -101,6 +101,16 @@ class PatchSampler:
             seg = np.pad(seg, (0, self.patch_samples - valid))
         return seg, valid
 
+    def _shifted_voice(self, x: np.ndarray, start: int, factor: float) -> tuple[np.ndarray, int]:
+        """A patch of ``x`` from ``start`` played ``factor`` times faster (linear interpolation):
+        pitch and formants go up by ``factor``.  Returns the patch and its valid length."""
+        n = self.patch_samples
+        src = x[start : start + int(np.ceil((n - 1) * factor)) + 2].astype(np.float64)
+        positions = np.arange(n) * factor
+        out = np.interp(positions, np.arange(src.shape[0]), src, right=0.0) if src.shape[0] else np.zeros(n)
+        valid = min(n, int(src.shape[0] / factor))
+        return out.astype(np.float32), valid
+
     def _start(self, rng: np.random.Generator, t: CachedTrack) -> int:
         return int(rng.integers(0, max(1, t.samples - self.patch_samples + 1)))
 
@@ -123,7 +133,10 @@ class PatchSampler:
                 valids.append(valid)
                 pair_flags.append(True)
                 continue
-            voc, valid = self._crop(t.vocals, start)
+            if a.pitch:
+                voc, valid = self._shifted_voice(t.vocals, start, 2 ** (rng.uniform(-a.pitch, a.pitch) / 12))
+            else:
+                voc, valid = self._crop(t.vocals, start)
             if self.stems and rng.random() < a.remix:
                 j = self.stems[int(rng.integers(len(self.stems)))]
                 other = self.tracks[j]
