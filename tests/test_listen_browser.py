@@ -128,7 +128,7 @@ def _answer_page(driver, client, token, index, *, keyboard: bool, fail_controls:
             play.send_keys(Keys.ENTER)  # focus the button and press Enter
         else:
             play.click()
-        _wait(driver, lambda d, card=card: _played(card), f"clip {clip_view['slot']} to be played")
+        _wait(driver, lambda d, card=card: _played(card), f"clip {clip_view['slot']} to be played", timeout=90)
         if keyboard:
             ActionChains(driver).send_keys(str(rating)).perform()  # the shortcut rates the selected clip
         else:
