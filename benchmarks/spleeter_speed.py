@@ -36,6 +36,7 @@ Usage::
     python benchmarks/spleeter_speed.py                       # 3 min x3, 60 min x1
     python benchmarks/spleeter_speed.py --repeat 1 --skip-60  # quick
     python benchmarks/spleeter_speed.py --run-spleeter /work/spleeter-env/bin/spleeter-cli
+    python benchmarks/spleeter_speed.py --precision bf16 --json benchmarks/results/spleeter_speed_bf16.json
 """
 
 from __future__ import annotations
@@ -179,6 +180,7 @@ def main(argv=None) -> int:
     ap.add_argument("--input", type=Path, default=Path("/work/spleeter-ref/bench-3min.wav"), help="the 3-minute file (default: the one the Spleeter timings used)")
     ap.add_argument("--model", default="spleeter:2stems", help="vocalsep model (default spleeter:2stems)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads of the vocalsep child (default 2)")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="vocalsep's --precision (default fp32)")
     ap.add_argument("--repeat", type=int, default=3, help="runs on the 3-minute file (median reported)")
     ap.add_argument("--spleeter-timing", type=Path, default=Path("/work/spleeter-ref/timing.json"))
     ap.add_argument("--run-spleeter", metavar="CMD", default=None, help="also time this Spleeter CLI on the 3-minute file (e.g. spleeter-cli)")
@@ -199,7 +201,7 @@ def main(argv=None) -> int:
     if args.omp_wait_policy:
         env["OMP_WAIT_POLICY"] = args.omp_wait_policy
     res: dict = {"benchmark": "spleeter_speed", "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": _ss.machine_info(args.threads),
-                 "nice": os.nice(0), "model": args.model, "threads": args.threads, "omp_wait_policy": args.omp_wait_policy}
+                 "nice": os.nice(0), "model": args.model, "threads": args.threads, "precision": args.precision, "omp_wait_policy": args.omp_wait_policy}
     cmd0 = _ss.vocalsep_command()
     try:
         # the model is converted into the cache before timing (a one-time cost, not part of a run)
@@ -217,7 +219,7 @@ def main(argv=None) -> int:
         runs = []
         for i in range(args.repeat):
             out = tmp / "out3"
-            cmd = cmd0 + ["-q", "separate", str(short), "-o", str(out), "--force", "-m", args.model, "--threads", str(args.threads)]
+            cmd = cmd0 + ["-q", "separate", str(short), "-o", str(out), "--force", "-m", args.model, "--threads", str(args.threads), "--precision", args.precision]
             r = run(cmd, env, tmp / "vocalsep-3min.log")
             ok = r["rc"] == 0 and all((out / short.stem / f"{s}.wav").is_file() for s in ("vocals", "accompaniment"))
             r["ok"] = ok
@@ -230,7 +232,7 @@ def main(argv=None) -> int:
         walls = [r["wall_s"] for r in runs]
         res["vocalsep_3min"] = {"runs": runs, "median_wall_s": statistics.median(walls), "min_wall_s": min(walls),
                                 "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "median_cpu_s": statistics.median(r["cpu_s"] for r in runs),
-                                "command": " ".join(["vocalsep", "-q", "separate", "FILE", "-o", "OUT", "--force", "-m", args.model, "--threads", str(args.threads)])}
+                                "command": " ".join(["vocalsep", "-q", "separate", "FILE", "-o", "OUT", "--force", "-m", args.model, "--threads", str(args.threads), "--precision", args.precision])}
 
         spl = None
         if args.run_spleeter:
@@ -259,7 +261,7 @@ def main(argv=None) -> int:
             long = build_loop(tmp / f"loop-{args.minutes:g}min.wav", args.minutes * 60)
             out = tmp / "out60"
             say(f"{args.minutes:g}-minute file: {long} ({long.stat().st_size / 1e6:.0f} MB); vocalsep, RSS sampled every second ...")
-            cmd = cmd0 + ["-q", "separate", str(long), "-o", str(out), "--force", "-m", args.model, "--threads", str(args.threads)]
+            cmd = cmd0 + ["-q", "separate", str(long), "-o", str(out), "--force", "-m", args.model, "--threads", str(args.threads), "--precision", args.precision]
             r = run(cmd, env, tmp / "vocalsep-60min.log", sample_s=1.0, nice=args.nice_long)
             r["nice"] = res["nice"] + args.nice_long
             frames = {s: sf.info(str(out / long.stem / f"{s}.wav")).frames for s in ("vocals", "accompaniment") if (out / long.stem / f"{s}.wav").is_file()}
@@ -290,7 +292,7 @@ def main(argv=None) -> int:
     say(f"machine: {m['cpu']}, {m['cpu_count']} CPUs, torch {m['torch']}; load average at start {m['loadavg_at_start']}")
     say(f"{'system':<44} {'file':>7} {'wall s (median)':>15} {'best':>7} {'x RT':>6} {'CPU s':>7} {'peak RSS MB':>11} {'other load':>11}")
     other_v = statistics.median(r.get("other_load", float("nan")) for r in v["runs"])
-    say(f"{'vocalsep ' + args.model + f' ({args.threads} threads' + (f', {args.omp_wait_policy}' if args.omp_wait_policy else '') + ')':<44} {'3 min':>7} {v['median_wall_s']:15.2f} {v['min_wall_s']:7.2f} "
+    say(f"{'vocalsep ' + args.model + f' ({args.threads} threads, {args.precision}' + (f', {args.omp_wait_policy}' if args.omp_wait_policy else '') + ')':<44} {'3 min':>7} {v['median_wall_s']:15.2f} {v['min_wall_s']:7.2f} "
         f"{audio / v['median_wall_s']:6.1f} {v['median_cpu_s']:7.1f} {v['peak_rss_mb']:11.0f} {other_v:11.2f}")
     if spl:
         other_s = statistics.median(x for x in spl.get("other_load", [float("nan")]) if x is not None) if spl.get("other_load") else float("nan")

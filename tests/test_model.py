@@ -87,3 +87,68 @@ REGRESSION_ROW = [0.5003008, 0.5504773, 0.5953387, 0.5144762]
 def test_wrong_rank_is_an_error():
     with pytest.raises(ValueError):
         UNet()(torch.rand(512, 128))
+
+
+@pytest.mark.parametrize("k,s,p,op", [(5, 2, 0, 0), (5, 2, 2, 1), (4, 2, 1, 0), (3, 3, 1, 2), (2, 2, 0, 0)])
+def test_subpixel_transposed_convolution_equals_conv_transpose(k, s, p, op):
+    from vocalsep.model import SubPixelConvTranspose2d
+
+    torch.manual_seed(k * 10 + s)
+    deconv = torch.nn.ConvTranspose2d(3, 4, k, s, p, output_padding=op)
+    sub = SubPixelConvTranspose2d(deconv)
+    for shape in [(2, 3, 5, 7), (1, 3, 1, 4)]:
+        x = torch.randn(shape)
+        ref = deconv(x)
+        y = sub(x)
+        assert y.shape == ref.shape
+        assert (y - ref).abs().max() < 1e-5
+
+
+def test_subpixel_refuses_what_it_cannot_compute():
+    from vocalsep.model import SubPixelConvTranspose2d
+
+    for deconv in (torch.nn.ConvTranspose2d(2, 2, 3, (2, 1)), torch.nn.ConvTranspose2d(2, 2, 3, 2, dilation=2),
+                   torch.nn.ConvTranspose2d(2, 4, 3, 2, groups=2)):
+        with pytest.raises(ValueError):
+            SubPixelConvTranspose2d(deconv)
+
+
+@pytest.mark.parametrize("preset", ["jansson2017", "spleeter"])
+def test_inference_copy_matches_the_model(preset):
+    from vocalsep.config import get_preset
+    from vocalsep.model import InferenceUNet, SubPixelConvTranspose2d
+
+    torch.manual_seed(0)
+    model = UNet(get_preset(preset).unet).eval()
+    for mod in model.modules():  # non-trivial BatchNorm statistics
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.2, 0.2)
+            mod.running_var.uniform_(0.5, 2.0)
+    x = torch.rand(1, model.config.in_channels, 128, 70) * 3
+    with torch.inference_mode():
+        ref = model(x)
+        fast32 = InferenceUNet(model, torch.float32)
+        assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in fast32.modules())
+        assert any(isinstance(m, SubPixelConvTranspose2d) for m in fast32.modules())
+        assert (fast32(x) - ref).abs().max() < 1e-5
+        fast16 = InferenceUNet(model, torch.bfloat16)
+        y = fast16(x)
+        assert y.dtype == torch.float32 and y.shape == ref.shape
+        assert (y - ref).abs().mean() < 0.02  # bfloat16 keeps 8 significant bits
+    # the original is untouched
+    assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.modules())
+    assert next(model.parameters()).dtype == torch.float32
+
+
+@pytest.mark.parametrize("rule", ["max", "max_sqrt", "max_log"])
+def test_compressed_input_norms_are_scale_free_and_in_range(rule):
+    torch.manual_seed(1)
+    mag = torch.rand(2, 1, 16, 8) ** 4
+    mag[1] *= 1e-3
+    x = normalize_magnitude(mag, rule)
+    assert x.min() >= 0 and (x.amax(dim=(1, 2, 3)) - 1).abs().max() < 1e-6
+    assert torch.allclose(x[0], normalize_magnitude(mag[:1] * 37.0, rule)[0], atol=1e-6)
+    lin = normalize_magnitude(mag, "max")
+    if rule != "max":  # compression lifts the quiet bins
+        assert (x >= lin - 1e-7).all() and (x[lin < 0.1] > 2 * lin[lin < 0.1]).all()
+    assert torch.equal(normalize_magnitude(torch.zeros(1, 1, 4, 4), rule), torch.zeros(1, 1, 4, 4))

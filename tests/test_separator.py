@@ -126,6 +126,20 @@ def test_combine_masks_rules():
         Preset(combine="vote")
 
 
+def test_bf16_precision_runs_copies_and_stays_close(tiny):
+    x = synth_song(1.5, 16000)
+    ref = tiny.separate(x, 16000)
+    fast = tiny.with_options(precision="bf16")
+    out = fast.separate(x, 16000)
+    for stem in ref:
+        assert out[stem].shape == ref[stem].shape
+        assert snr(ref[stem].numpy(), out[stem].numpy()) > 20, stem
+    assert set(fast._low_precision) == set(tiny.models)  # built once, on first use
+    assert all(next(m.parameters()).dtype == torch.float32 for m in tiny.models.values())  # the models are untouched
+    with pytest.raises(ConfigError):
+        SeparationOptions(precision="fp16")
+
+
 def test_a_single_model_gives_the_other_stem_as_complement():
     models = make_models(TINY)
     x = synth_song(1.0, 16000)

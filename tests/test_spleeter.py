@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from conftest import REPO, snr
 
-from vocalsep import Separator
+from vocalsep import SeparationOptions, Separator
 from vocalsep.config import PRESETS, SPLEETER, Preset, UNetConfig
 from vocalsep.errors import ModelError
 from vocalsep.model import UNet, count_parameters, same_padding
@@ -641,6 +641,17 @@ def test_spleeter_processing_channels_rates_and_complement():
     np.testing.assert_allclose(only["vocals"].numpy() + only["accompaniment"].numpy(), x, atol=1e-5)
     interp = sep.with_options(fullband="interpolate").separate(x, 8000)  # the other full-band rule still runs
     assert interp["vocals"].shape == x.shape and np.isfinite(interp["vocals"].numpy()).all()
+
+
+def test_spleeter_processing_in_bfloat16():
+    """--precision bf16 on the Spleeter path: the stream still matches the whole-file processing to
+    bfloat16's precision."""
+    models = tiny_spleeter_models(seed=3)
+    x = stereo_song(1.2, 8000)
+    ref = Separator(models, SPLEETER_TINY).separate(x, 8000)
+    out = Separator(models, SPLEETER_TINY, SeparationOptions(precision="bf16")).separate(x, 8000)
+    for s in ref:
+        assert snr(ref[s].numpy(), out[s].numpy()) > 25, s
 
 
 # ---------------------------------------------------------------------------------------------

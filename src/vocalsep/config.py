@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-NORMALIZATIONS = ("max", "none")
+NORMALIZATIONS = ("max", "none", "max_sqrt", "max_log")
 # Where the network's layers differ between the paper's U-Net (the defaults) and Spleeter's
 PADDINGS = ("center", "tf_same")  # see UNetConfig.padding
 DECODER_ORDERS = ("bn_act", "act_bn")

@@ -12,6 +12,7 @@ Shapes: ``(batch, channels, bins, frames)``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -100,19 +101,30 @@ class Crop2d(nn.Module):
         return x[..., self.before : h - self.after, self.before : w - self.after]
 
 
+LOG_RANGE = 1000.0  # "max_log": 60 dB below the peak maps to log(2) / log(1001) = 0.1
+
+
 def normalize_magnitude(mag: torch.Tensor, rule: str, eps: float = 1e-8) -> torch.Tensor:
     """Scale a magnitude ``(batch, channels, bins, frames)`` into [0, 1].
 
     ``"max"``: divide each item by its own maximum over channels, bins and
     frames (the paper's "normalised to [0, 1]"); an all-zero item stays zero.
-    ``"none"``: unchanged.  The same rule runs in training and separation,
+    ``"max_sqrt"`` and ``"max_log"`` compress that [0, 1] magnitude
+    further (``sqrt(x)``; ``log(1 + 1000 x) / log(1001)``), so quiet bins
+    weigh more in the network's input; the mask still applies to the linear
+    magnitude.  ``"none"``: unchanged.  The same rule runs in training and separation,
     because it lives in the model.
     """
     if rule == "none":
         return mag
-    if rule == "max":
+    if rule in ("max", "max_sqrt", "max_log"):
         peak = mag.amax(dim=(1, 2, 3), keepdim=True)
-        return mag / peak.clamp_min(eps)
+        x = mag / peak.clamp_min(eps)
+        if rule == "max_sqrt":
+            return x.sqrt()
+        if rule == "max_log":
+            return torch.log1p(x * LOG_RANGE) / math.log1p(LOG_RANGE)
+        return x
     raise ValueError(f"unknown normalisation {rule!r}")
 
 
@@ -205,3 +217,96 @@ class UNet(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+# -- inference copies -------------------------------------------------------------
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+class SubPixelConvTranspose2d(nn.Module):
+    """A strided transposed convolution computed as one ordinary convolution and a pixel shuffle.
+
+    Output sample ``s*q + r`` of a stride-``s`` transposed convolution only
+    meets the kernel taps ``r, r + s, r + 2s, ...``, so each of the ``s x s``
+    output phases is an ordinary convolution of the input with a
+    ``ceil(k / s)``-tap sub-kernel (the kernel is zero-padded to a multiple of
+    ``s``).  All phases run as one convolution with ``s * s * out_channels``
+    outputs, :func:`torch.nn.functional.pixel_shuffle` interleaves them, and
+    the result is cropped to the transposed convolution's padding and
+    ``output_padding``.  The output equals :class:`torch.nn.ConvTranspose2d`'s up
+    to float rounding (tested).  On this project's CPU (oneDNN), in bfloat16
+    it runs the U-Net decoders about twice as fast as ``conv_transpose2d``; in
+    float32 it is not faster, so float32 inference keeps the original layer.
+    """
+
+    def __init__(self, deconv: nn.ConvTranspose2d):
+        super().__init__()
+        s = deconv.stride[0]
+        if (
+            deconv.groups != 1
+            or deconv.dilation != (1, 1)
+            or deconv.stride != (s, s)
+            or deconv.padding[0] != deconv.padding[1]
+            or deconv.output_padding[0] != deconv.output_padding[1]
+        ):
+            raise ValueError("only square strides, symmetric padding, no dilation and no groups are supported")
+        w = deconv.weight.detach()
+        cin, cout, kh, kw = w.shape
+        taps = -(-max(kh, kw) // s)
+        # tap t = m * s + r  ->  phase r, sub-tap m; an ordinary convolution is a correlation,
+        # so the sub-taps run backwards
+        w = F.pad(w, (0, taps * s - kw, 0, taps * s - kh)).reshape(cin, cout, taps, s, taps, s).flip(2, 4)
+        self.weight = nn.Parameter(w.permute(1, 3, 5, 0, 2, 4).reshape(cout * s * s, cin, taps, taps).contiguous(), requires_grad=False)
+        bias = deconv.bias
+        self.bias = None if bias is None else nn.Parameter(bias.detach().repeat_interleave(s * s), requires_grad=False)
+        self.stride, self.taps = s, taps
+        self.kernel = (kh, kw)
+        self.padding, self.output_padding = deconv.padding[0], deconv.output_padding[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2], x.shape[-1]
+        s, p, op, pad = self.stride, self.padding, self.output_padding, self.taps - 1
+        out_h = (h - 1) * s - 2 * p + self.kernel[0] + op
+        out_w = (w - 1) * s - 2 * p + self.kernel[1] + op
+        # a large output_padding can reach past the full output (there: the bias alone)
+        more_h = max(0, -(-(p + out_h) // s) - (h + pad))
+        more_w = max(0, -(-(p + out_w) // s) - (w + pad))
+        if more_h or more_w:
+            y = F.conv2d(F.pad(x, (pad, pad + more_w, pad, pad + more_h)), self.weight, self.bias)
+        else:
+            y = F.conv2d(x, self.weight, self.bias, padding=pad)
+        y = F.pixel_shuffle(y, s)
+        return y[..., p : p + out_h, p : p + out_w]
+
+
+class InferenceUNet(nn.Module):
+    """A frozen copy of a :class:`UNet` for separation in another precision.
+
+    The input is normalised in float32 (the model's own rule), then the copy
+    runs in ``dtype`` with its transposed convolutions as
+    :class:`SubPixelConvTranspose2d`, and the mask comes back in float32.
+    """
+
+    def __init__(self, model: UNet, dtype: torch.dtype = torch.bfloat16):
+        super().__init__()
+        import copy
+        from dataclasses import replace
+
+        net = copy.deepcopy(model).eval()
+        self.input_norm = net.config.input_norm
+        net.config = replace(net.config, input_norm="none")
+        for seq in list(net.decoder) + ([net.head] if net.head is not None else []):
+            for i, module in enumerate(seq):
+                if isinstance(module, nn.ConvTranspose2d):
+                    seq[i] = SubPixelConvTranspose2d(module)
+        for p in net.parameters():
+            p.requires_grad_(False)
+        self.net = net.to(dtype)
+        self.dtype = dtype
+
+    def forward(self, mag: torch.Tensor) -> torch.Tensor:
+        x = normalize_magnitude(mag.float(), self.input_norm).to(self.dtype)
+        if mag.is_contiguous(memory_format=torch.channels_last):
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x).float()

@@ -80,6 +80,7 @@ class EvalConfig:
     preset: str = "jansson2017"
     fullband: str | None = None
     combine: str | None = None
+    precision: str = "fp32"
     jobs: int | None = None
     device: str = "cpu"
     force: bool = False
@@ -175,7 +176,7 @@ class TrackScorer:
         self.cfg = cfg
         self.rate = rate_of(cfg)
         self.tracks = {t.name: t for t in list_tracks(cfg)}
-        options = SeparationOptions(**{k: v for k, v in (("fullband", cfg.fullband), ("combine", cfg.combine)) if v})
+        options = SeparationOptions(**{k: v for k, v in (("fullband", cfg.fullband), ("combine", cfg.combine)) if v}, precision=cfg.precision)
         preset = get_preset(cfg.preset)
         self.systems = {s.name: build_system(s, preset, options, cfg.device) for s in parse_systems(cfg.systems)}
         self._v3: SourcesV3 | None = None  # the current track's references (v3)
@@ -354,6 +355,8 @@ def evaluate(config: EvalConfig | None = None, **kwargs) -> dict:
     specs = parse_systems(cfg.systems)
     rate = rate_of(cfg)
     options_text = f"preset={cfg.preset};fullband={cfg.fullband or 'default'};combine={cfg.combine or 'preset'}"
+    if cfg.precision != "fp32":  # fp32 keeps the identities (and the caches) of earlier runs
+        options_text += f";precision={cfg.precision}"
     identities = {s.name: s.identity(options_text) for s in specs}
     setup = {"metric": cfg.metric, "variant": VARIANTS[cfg.metric], "rate": rate, "dataset": layout_of(cfg),
              "data": str(Path(cfg.data).resolve())}

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import get_preset
+from ..config import NORMALIZATIONS, get_preset
 from ..errors import ConfigError
 
 TARGETS = ("vocals", "accompaniment")
@@ -56,6 +56,7 @@ class TrainConfig:
     skip: bool = True  # False: the paper's baseline (no skip connections)
     channels: tuple[int, ...] | None = None  # override the preset's U-Net channels (small test models)
     dropout: float | None = None  # override the preset's decoder dropout (the paper: 0.5 in 3 layers)
+    input_norm: str | None = None  # override the preset's input normalisation (vocalsep.model.normalize_magnitude)
     precision: str = "fp32"  # fp32 | bf16 (autocast: bfloat16 convolutions, float32 weights and optimiser)
     batch_size: int = 8
     lr: float = 1e-3
@@ -90,6 +91,8 @@ class TrainConfig:
             raise ConfigError(f"preset {self.preset!r} is for running imported models; training needs a mono-input preset such as jansson2017")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError("dropout must be in [0, 1)")
+        if self.input_norm is not None and self.input_norm not in NORMALIZATIONS:
+            raise ConfigError(f"input_norm must be one of {NORMALIZATIONS}")
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError("precision must be fp32 or bf16")
         if self.batch_size < 1:

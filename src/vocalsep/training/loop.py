@@ -58,6 +58,8 @@ def make_preset(cfg: TrainConfig) -> Preset:
         unet = replace(unet, channels=cfg.channels, dropout_layers=min(unet.dropout_layers, len(cfg.channels)))
     if cfg.dropout is not None:
         unet = replace(unet, dropout=cfg.dropout)
+    if cfg.input_norm is not None:
+        unet = replace(unet, input_norm=cfg.input_norm)
     return replace(preset, unet=unet)
 
 
@@ -200,7 +202,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
     if cfg.resume and state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         saved_cfg = json.loads(state["config"])
-        for key in ("data", "target", "preset", "skip", "channels", "dropout", "batch_size", "seed"):
+        for key in ("data", "target", "preset", "skip", "channels", "dropout", "input_norm", "batch_size", "seed"):
             have = list(saved_cfg[key]) if isinstance(saved_cfg.get(key), list) else saved_cfg.get(key)
             want = list(cfg.to_dict()[key]) if isinstance(cfg.to_dict()[key], tuple) else cfg.to_dict()[key]
             if have != want:
