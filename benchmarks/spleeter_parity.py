@@ -60,17 +60,19 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ref-dir", type=Path, default=Path("/work/spleeter-ref"), help="official Spleeter outputs (TRACK/{input,vocals,accompaniment}.wav)")
     ap.add_argument("--model", default="spleeter:2stems", help="vocalsep model (default: spleeter:2stems)")
+    ap.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="fp32",
+                    help="vocalsep's precision (default fp32: parity is float rounding; the preset's own is auto)")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "spleeter_parity.json")
     args = ap.parse_args(argv)
 
     import soundfile as sf
     import torch
 
-    from vocalsep import Separator
+    from vocalsep import SeparationOptions, Separator
     from vocalsep.evaluation.metrics import museval_scores
 
-    sep = Separator.from_pretrained(args.model)
-    res: dict = {"benchmark": "spleeter_parity", "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": args.model,
+    sep = Separator.from_pretrained(args.model, SeparationOptions(precision=args.precision))
+    res: dict = {"benchmark": "spleeter_parity", "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": args.model, "precision": sep.precision,
                  "torch": torch.__version__, "checkpoints": [c.path for c in sep.checkpoints],
                  "sdr": "10 log10(sum ref^2 / sum (est - ref)^2) over both channels", "tracks": {}}
 
@@ -105,7 +107,7 @@ def main(argv=None) -> int:
                     for system, est, mv in (("vocalsep spleeter:2stems", ours, mv_ours), ("official spleeter 2.4.2", theirs, mv_theirs))
                 }
 
-    print(f"model: {args.model}")
+    print(f"model: {args.model}, precision {sep.precision}")
     print(f"{'input':<28} {'stem':<14} {'max |diff|':>11} {'SDR vs Spleeter':>16}")
     rows = [("fixture (1.6 s)", res["fixture"])] + [(f"{k} ({v['seconds']:.1f} s)", v) for k, v in res["tracks"].items()]
     for name, r in rows:

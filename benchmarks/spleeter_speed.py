@@ -36,7 +36,7 @@ Usage::
     python benchmarks/spleeter_speed.py                       # 3 min x3, 60 min x1
     python benchmarks/spleeter_speed.py --repeat 1 --skip-60  # quick
     python benchmarks/spleeter_speed.py --run-spleeter /work/spleeter-env/bin/spleeter-cli
-    python benchmarks/spleeter_speed.py --precision bf16 --json benchmarks/results/spleeter_speed_bf16.json
+    python benchmarks/spleeter_speed.py --precision fp32 --json benchmarks/results/spleeter_speed_fp32.json
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def main(argv=None) -> int:
     ap.add_argument("--input", type=Path, default=Path("/work/spleeter-ref/bench-3min.wav"), help="the 3-minute file (default: the one the Spleeter timings used)")
     ap.add_argument("--model", default="spleeter:2stems", help="vocalsep model (default spleeter:2stems)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads of the vocalsep child (default 2)")
-    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="vocalsep's --precision (default fp32)")
+    ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="vocalsep's --precision (default auto, the spleeter preset's own)")
     ap.add_argument("--repeat", type=int, default=3, help="runs on the 3-minute file (median reported)")
     ap.add_argument("--spleeter-timing", type=Path, default=Path("/work/spleeter-ref/timing.json"))
     ap.add_argument("--run-spleeter", metavar="CMD", default=None, help="also time this Spleeter CLI on the 3-minute file (e.g. spleeter-cli)")

@@ -84,9 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--complement", action="store_true", help="mixture-consistent stems: accompaniment = mixture - vocals")
     p.add_argument("--combine", choices=["independent", "average", "ratio", "ratio2"], default=None,
                    help="how a vocal and an accompaniment model's masks are combined (default: the preset's; average for jansson2017)")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                   help="number format of the networks: bf16 is about twice as fast on CPUs with bfloat16 instructions "
-                   "and changes the stems slightly (default: fp32)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None,
+                   help="number format of the networks: bf16 is faster on CPUs with bfloat16 instructions and changes the stems "
+                   "slightly; auto: bf16 where the CPU has them (default: the model's preset's: fp32 for jansson2017, auto for spleeter)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the network runs (default: cpu)")
     p.add_argument("-j", "--jobs", type=_jobs, default=1, metavar="N", help="files separated in parallel (default: 1)")
     p.add_argument("--threads", type=_jobs, default=None, metavar="N", help="torch threads (default: all cores, shared among --jobs)")
@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--combine", choices=["independent", "average", "ratio", "ratio2"], default=None,
                    help="mask combination rule of the model systems (default: each model's preset's)")
     p.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N", help="tracks scored in parallel processes (default: all cores)")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="number format of the model systems' networks (default: fp32)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None, help="number format of the model systems' networks (default: each preset's)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the model systems run (default: cpu)")
     p.add_argument("--mask-systems", type=_names, default=(), metavar="A,B", help="the systems whose masks the mask image shows (default: the first two that are not 'mixture')")
     p.add_argument("--figure-track", default=None, metavar="TRACK", help="the track of the mask image (default: the first scored one)")
@@ -441,6 +441,7 @@ def cmd_info(args) -> int:
         print(f"\n{path}")
         print(f"  target:        {ck.target}")
         print(f"  preset:        {p.name}: {p.sample_rate} Hz, STFT {p.n_fft}/{p.hop}, {p.bins} bins (0-{p.max_frequency:.0f} Hz), patches of {p.patch_frames} frames")
+        print(f"  separation:    combine {p.combine}, full band {p.fullband}, high band {p.high_band}, precision {p.precision}")
         u = p.unet
         print(f"  network:       {'U-Net' if u.skip else 'baseline encoder-decoder (no skips)'}, channels {list(u.channels)}, kernel {u.kernel_size}, stride {u.stride}, input norm {u.input_norm}")
         print(f"  parameters:    {count_parameters(ck.model):,}")
@@ -491,7 +492,7 @@ def _evaluate_command(args) -> str:
         if value:
             parts += [flag, ",".join(value)]
     for flag, value in (("--limit", args.limit), ("--rate", args.rate), ("--fullband", args.fullband), ("--combine", args.combine), ("--figure-track", args.figure_track),
-                        ("--precision", None if args.precision == "fp32" else args.precision),
+                        ("--precision", args.precision),
                         ("--report", args.report)):
         if value is not None:
             parts += [flag, str(value)]

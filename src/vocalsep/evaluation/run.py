@@ -80,7 +80,7 @@ class EvalConfig:
     preset: str = "jansson2017"
     fullband: str | None = None
     combine: str | None = None
-    precision: str = "fp32"
+    precision: str | None = None
     jobs: int | None = None
     device: str = "cpu"
     force: bool = False
@@ -355,7 +355,7 @@ def evaluate(config: EvalConfig | None = None, **kwargs) -> dict:
     specs = parse_systems(cfg.systems)
     rate = rate_of(cfg)
     options_text = f"preset={cfg.preset};fullband={cfg.fullband or 'default'};combine={cfg.combine or 'preset'}"
-    if cfg.precision != "fp32":  # fp32 keeps the identities (and the caches) of earlier runs
+    if cfg.precision:  # no option keeps the identities (and the caches) of earlier runs
         options_text += f";precision={cfg.precision}"
     identities = {s.name: s.identity(options_text) for s in specs}
     setup = {"metric": cfg.metric, "variant": VARIANTS[cfg.metric], "rate": rate, "dataset": layout_of(cfg),

@@ -353,7 +353,10 @@ def pretrained(name: str = "2stems") -> list[Path]:
     label, folder = sources[0]
     out = cache_dir() / "spleeter-2stems"
     stamp = out / "source.json"
-    ident = _source_id(folder)
+    from ..config import SPLEETER
+
+    # the preset is part of the stamp: a vocalsep whose spleeter preset changed converts again
+    ident = {**_source_id(folder), "preset": json.loads(SPLEETER.to_json())}
     files = [out / f"{s}.safetensors" for s in STEMS]
     try:
         current = json.loads(stamp.read_text(encoding="utf-8")) if stamp.is_file() else None
