@@ -587,6 +587,12 @@ def test_spleeter_model_name(random_weights, tmp_path, monkeypatch):
     assert files[0].parent == tmp_path / "cache" / "spleeter-2stems"
     mtimes = [f.stat().st_mtime_ns for f in files]
     assert resolve_model("spleeter:2stems")[1] == files and [f.stat().st_mtime_ns for f in files] == mtimes  # converted once
+    # a cache written under another spleeter preset is converted again
+    monkeypatch.setattr("vocalsep.config.SPLEETER", replace(SPLEETER, precision="fp32"))
+    resolve_model("spleeter:2stems")
+    from vocalsep.checkpoint import load_checkpoint
+
+    assert load_checkpoint(files[0]).preset.precision == "fp32"
 
 
 # ---------------------------------------------------------------------------------------------
