@@ -479,7 +479,10 @@ class Separator:
         n = chunk.shape[-1]
         spec = stft.frame(_as_tensor(xs, self.device), pad_end=last)
         masks, primary, rest = self._stem_masks(spec, stems)
-        out = {t: stft.overlap_add(apply_mask(spec, front.extend(m)), n).cpu().numpy() for t, m in masks.items()}
+        if front.high_band == "zero":  # nothing above the modelled band: the inverse FFT zero-pads the rest
+            out = {t: stft.overlap_add(apply_mask(spec[..., : m.shape[-2], :], m), n).cpu().numpy() for t, m in masks.items()}
+        else:
+            out = {t: stft.overlap_add(apply_mask(spec, front.extend(m)), n).cpu().numpy() for t, m in masks.items()}
         if rest is not None:  # the mixture's own contribution minus the primary stem's
             out[rest] = stft.overlap_add(spec, n).cpu().numpy() - out[primary]
         if xs is not chunk:
