@@ -254,10 +254,12 @@ class SubPixelConvTranspose2d(nn.Module):
         w = deconv.weight.detach()
         cin, cout, kh, kw = w.shape
         taps = -(-max(kh, kw) // s)
-        # tap t = m * s + r  ->  phase r, sub-tap m; an ordinary convolution is a correlation,
-        # so the sub-taps run backwards
-        w = F.pad(w, (0, taps * s - kw, 0, taps * s - kh)).reshape(cin, cout, taps, s, taps, s).flip(2, 4)
-        self.weight = nn.Parameter(w.permute(1, 3, 5, 0, 2, 4).reshape(cout * s * s, cin, taps, taps).contiguous(), requires_grad=False)
+        # (cin, cout, kh, kw) -> (cout, K, K, cin), zero-padded to K = taps * s; then tap
+        # t = m * s + r  ->  phase r, sub-tap m; an ordinary convolution is a correlation, so
+        # the sub-taps run backwards
+        w = F.pad(w.permute(1, 2, 3, 0).contiguous(), (0, 0, 0, taps * s - kw, 0, taps * s - kh))
+        w = w.view(cout, taps, s, taps, s, cin).flip(1, 3)
+        self.weight = nn.Parameter(w.permute(0, 2, 4, 5, 1, 3).reshape(cout * s * s, cin, taps, taps), requires_grad=False)
         bias = deconv.bias
         self.bias = None if bias is None else nn.Parameter(bias.detach().repeat_interleave(s * s), requires_grad=False)
         self.stride, self.taps = s, taps
@@ -293,7 +295,7 @@ class InferenceUNet(nn.Module):
         import copy
         from dataclasses import replace
 
-        net = copy.deepcopy(model).eval()
+        net = copy.deepcopy(model).eval().to(dtype)  # converted first: the rearranging below moves half the bytes
         self.input_norm = net.config.input_norm
         net.config = replace(net.config, input_norm="none")
         for seq in list(net.decoder) + ([net.head] if net.head is not None else []):
@@ -302,7 +304,7 @@ class InferenceUNet(nn.Module):
                     seq[i] = SubPixelConvTranspose2d(module)
         for p in net.parameters():
             p.requires_grad_(False)
-        self.net = net.to(dtype)
+        self.net = net
         self.dtype = dtype
 
     def forward(self, mag: torch.Tensor) -> torch.Tensor:
