@@ -221,7 +221,7 @@ def count_parameters(model: nn.Module) -> int:
 
 # -- inference copies -------------------------------------------------------------
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}  # the torch type of each separation precision
 
 
 class SubPixelConvTranspose2d(nn.Module):

@@ -91,10 +91,9 @@ from .audio import AudioReader, AudioWriter, resample, track_name
 from .checkpoint import TARGETS, Checkpoint, load_checkpoint
 from ._threads import SerialWorker, prefetch
 from .chunking import overlap_add, overlap_sum
-from .config import COMBINE_RULES, FULLBAND_RULES, HIGH_BAND_RULES, Preset
-from .config import PRECISIONS as PRECISION_RULES
+from .config import COMBINE_RULES, FULLBAND_RULES, HIGH_BAND_RULES, PRECISIONS, Preset
 from .errors import AudioError, ConfigError, ModelError, OutputError
-from .model import PRECISIONS, InferenceUNet, UNet
+from .model import DTYPES, InferenceUNet, UNet
 from .spectral import STFT, SpleeterSTFT, apply_mask, interpolate_mask, lerp_axis
 
 log = logging.getLogger(__name__)
@@ -136,8 +135,8 @@ class SeparationOptions:
             raise ConfigError("segment_frames must be at least 8")
         if self.overlap < 0 or not math.isfinite(self.overlap):
             raise ConfigError("overlap must be a non-negative number of seconds")
-        if self.precision is not None and self.precision not in PRECISION_RULES:
-            raise ConfigError(f"precision must be one of {PRECISION_RULES}, not {self.precision!r}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
 
 
 def combine_masks(masks: Mapping[str, torch.Tensor], rule: str, eps: float = 1e-10) -> dict[str, torch.Tensor]:
@@ -385,7 +384,7 @@ class Separator:
         if not self._low_precision:
             if not _has_bf16(self.device):
                 log.warning("this %s has no bfloat16 instructions: precision bf16 will be slower than fp32", self.device.type.upper())
-            dtype = PRECISIONS[precision]
+            dtype = DTYPES[precision]
             fmt = torch.channels_last if self.preset.channel_mode == "stereo" else torch.contiguous_format
             self._low_precision = {t: InferenceUNet(m, dtype).to(memory_format=fmt) for t, m in self.models.items()}
         return self._low_precision
