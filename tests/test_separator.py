@@ -258,3 +258,29 @@ def test_real_music_through_the_separator(tiny, data_dir):
     out = tiny.separate(x, sr)
     assert out["vocals"].shape == x.shape
     assert all(torch.isfinite(y).all() for y in out.values())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (PyTorch sees none here)")
+def test_cuda_separates_like_the_cpu(tmp_path):
+    """The shipped models on a GPU: the same stems as on the CPU, to float rounding; bf16 close;
+    files through the streaming path too."""
+    cpu = Separator.from_pretrained("default")
+    gpu = Separator.from_pretrained("default", device="cuda")
+    assert next(gpu.models["vocals"].parameters()).is_cuda
+    x = synth_song(20.0, 44100)
+    ref = cpu.separate(x, 44100)
+    out = gpu.separate(x, 44100)
+    for stem in ref:
+        assert out[stem].device.type == "cpu" and out[stem].shape == ref[stem].shape
+        assert snr(ref[stem].numpy(), out[stem].numpy()) > 60, stem
+    assert gpu.with_options(precision="auto").precision == "bf16"
+    fast = gpu.with_options(precision="bf16").separate(x, 44100)
+    for stem in ref:
+        assert snr(ref[stem].numpy(), fast[stem].numpy()) > 20, stem
+    src = tmp_path / "song.wav"
+    sf.write(src, x.T, 44100)
+    a = cpu.separate_file(src, tmp_path / "cpu")
+    b = gpu.separate_file(src, tmp_path / "gpu")
+    for stem in a:
+        ya, yb = sf.read(a[stem])[0], sf.read(b[stem])[0]
+        assert snr(ya, yb) > 50, stem

@@ -156,3 +156,69 @@ def test_pitch_augmentation_resamples_the_voice(mir, tmp_path):
     assert torch.isfinite(X).all() and torch.isfinite(Y).all()
     with pytest.raises(Exception, match="pitch"):
         Augment(pitch=20)
+
+
+def test_worker_processes_draw_the_same_batches(mir, tmp_path):
+    common = dict(data=str(mir), steps=5, valid_every=5, valid_groups=("cat",), channels=(4, 8, 16), batch_size=2,
+                  valid_seconds=6, threads=1, progress=False, dropout=0.0, augment=Augment(remix=0.5, gain_db=3.0, pitch=1.0))
+    fit(TrainConfig(out=str(tmp_path / "inline"), **common))
+    fit(TrainConfig(out=str(tmp_path / "workers"), workers=2, **common))
+    a = load_file(tmp_path / "inline" / "last.safetensors")
+    b = load_file(tmp_path / "workers" / "last.safetensors")
+    for k in a:
+        assert (a[k] == b[k]).all(), k
+    with pytest.raises(ValueError, match="workers"):
+        TrainConfig(out=str(tmp_path / "x"), workers=-1, **common)
+
+
+needs_cuda = pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU (PyTorch sees none here)")
+
+
+def test_device_is_checked(mir, tmp_path):
+    import torch
+
+    from vocalsep.errors import ConfigError
+
+    with pytest.raises(ValueError, match="device"):
+        TrainConfig(data=str(mir), out=str(tmp_path / "x"), steps=1, device="gpu")
+    if not torch.cuda.is_available():
+        r = train_cli("--data", mir, "--out", tmp_path / "nogpu", "--steps", "1", "--device", "cuda", *TINY)
+        assert r.returncode != 0 and "sees no CUDA GPU" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        with pytest.raises(ConfigError, match="sees no CUDA GPU"):
+            fit(TrainConfig(data=str(mir), out=str(tmp_path / "nogpu2"), steps=1, device="cuda", progress=False))
+
+
+@needs_cuda
+def test_cuda_training_resumes_exactly_and_matches_cpu_closely(mir, tmp_path):
+    common = ["--data", mir, "--steps", "6", "--steps-per-epoch", "2", "--valid-groups", "cat", "--dropout", "0", *TINY]
+    r = train_cli(*common, "--out", tmp_path / "straight", "--device", "cuda")
+    assert r.returncode == 0, r.stderr
+    r = train_cli(*common, "--out", tmp_path / "killed", "--device", "cuda", env={"VOCALSEP_TEST_KILL_AT_STEP": "5"})
+    assert r.returncode == 137
+    r = train_cli(*common, "--out", tmp_path / "killed", "--device", "cuda", "--resume")
+    assert r.returncode == 0, r.stderr
+    a = load_file(tmp_path / "straight" / "last.safetensors")
+    b = load_file(tmp_path / "killed" / "last.safetensors")
+    for k in a:
+        assert (a[k] == b[k]).all(), k
+    ck = load_checkpoint(tmp_path / "straight" / "last.safetensors")
+    assert ck.training["config"]["device"] == "cuda" and ck.training["device"] != "cpu"
+    # the same run on the CPU: the same draws, float rounding apart
+    r = train_cli(*common, "--out", tmp_path / "cpu")
+    assert r.returncode == 0, r.stderr
+    c = load_file(tmp_path / "cpu" / "last.safetensors")
+    for k in a:
+        if a[k].is_floating_point():
+            assert (a[k] - c[k]).abs().max() <= 1e-3 * max(1.0, c[k].abs().max().item()), k
+
+
+@needs_cuda
+def test_cuda_two_process_data_parallel(mir, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+           "--master-port", str(_free_port()), "-m", "vocalsep", "train", "--data", str(mir), "--out", str(out), "--steps", "3",
+           "--steps-per-epoch", "3", "--valid-groups", "cat", "--device", "cuda", "--precision", "bf16", *TINY]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 3

@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the network's input: max = magnitude / its patch's largest (the paper's [0, 1]); max_sqrt, max_log compress that further (default: the preset's, max)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="bf16: bfloat16 autocast for the convolutions (about 1.5x faster on CPUs with AVX-512 BF16)")
+    p.add_argument("--device", default="cpu", metavar="cpu|cuda|cuda:N",
+                   help="where the network trains (default: cpu); patches are still prepared on the CPU")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-min", type=float, default=1e-5)
@@ -133,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resample each training voice by up to this many semitones either way (default 0: off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads per process")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="processes preparing batches ahead (default 0: in the training process; on a GPU the sampler is the bottleneck, use several)")
     p.add_argument("--cache-dir", default=None, help="feature cache (default: beside --out)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.set_defaults(func=cmd_train)
@@ -459,11 +463,11 @@ def cmd_train(args) -> int:
     try:
         cfg = TrainConfig(
             data=args.data, out=args.out, dataset=args.dataset, target=args.target, preset=args.preset, skip=args.skip,
-            channels=args.channels, dropout=args.dropout, input_norm=args.input_norm, precision=args.precision, batch_size=args.batch_size, lr=args.lr, lr_min=args.lr_min, schedule=args.schedule,
+            channels=args.channels, dropout=args.dropout, input_norm=args.input_norm, precision=args.precision, device=args.device, batch_size=args.batch_size, lr=args.lr, lr_min=args.lr_min, schedule=args.schedule,
             warmup_steps=args.warmup_steps, steps=args.steps, epochs=args.epochs, time_budget=args.time_budget,
             steps_per_epoch=args.steps_per_epoch, valid_groups=args.valid_groups, valid_fraction=args.valid_fraction,
             valid_seconds=args.valid_seconds, augment=Augment(remix=args.remix, gain_db=args.gain_db, silence=args.silence, pitch=args.pitch),
-            seed=args.seed, threads=args.threads, cache_dir=args.cache_dir, resume=args.resume,
+            seed=args.seed, threads=args.threads, workers=args.workers, cache_dir=args.cache_dir, resume=args.resume,
             progress=not args.quiet and sys.stderr.isatty(),
         )
     except ValueError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,7 @@ class TrainConfig:
     dropout: float | None = None  # override the preset's decoder dropout (the paper: 0.5 in 3 layers)
     input_norm: str | None = None  # override the preset's input normalisation (vocalsep.model.normalize_magnitude)
     precision: str = "fp32"  # fp32 | bf16 (autocast: bfloat16 convolutions, float32 weights and optimiser)
+    device: str = "cpu"  # cpu | cuda | cuda:N (under torchrun, cuda means each process's LOCAL_RANK GPU)
     batch_size: int = 8
     lr: float = 1e-3
     lr_min: float = 1e-5  # cosine schedule floor
@@ -74,6 +76,7 @@ class TrainConfig:
     augment: Augment = field(default_factory=Augment)
     seed: int = 0
     threads: int | None = None
+    workers: int = 0  # processes preparing batches ahead (0: in the training process)
     cache_dir: str | None = None  # default: OUT/../.cache (shared between runs)
     resume: bool = False
     progress: bool = True
@@ -95,6 +98,10 @@ class TrainConfig:
             raise ConfigError(f"input_norm must be one of {NORMALIZATIONS}")
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError("precision must be fp32 or bf16")
+        if self.device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", self.device):
+            raise ConfigError(f"device must be cpu, cuda or cuda:N, not {self.device!r}")
+        if self.workers < 0:
+            raise ConfigError("workers must be >= 0")
         if self.batch_size < 1:
             raise ConfigError("batch_size must be >= 1")
         if not self.lr > 0 or self.lr_min < 0:

@@ -13,7 +13,18 @@
 - Every random draw is a function of (seed, rank, step), so a run resumed
   after a kill ends with the same weights as an uninterrupted one.
 - Data-parallel with ``torchrun --nproc-per-node N vocalsep train ...``
-  (DistributedDataParallel, gloo on CPU): each process draws its own patches.
+  (DistributedDataParallel over gloo): each process draws its own patches.
+- ``device="cuda"`` trains on a GPU (under torchrun, process ``LOCAL_RANK``
+  takes GPU ``LOCAL_RANK`` modulo the GPUs present).  Patches are still cut
+  and transformed on the CPU, then copied; cuDNN is put in its deterministic
+  mode so that a resumed run repeats an uninterrupted one there too.  The
+  processes still talk over gloo, which moves CUDA tensors through the host:
+  slower than NCCL on many GPUs, but the one backend tested here.
+- ``workers=N`` prepares batches in N processes ahead of the training step
+  (each batch is a function of its step, so the draws do not change).  On a
+  GPU the in-process sampler is the bottleneck (measured in docs/training.md);
+  on a 2-core CPU it costs a few percent of a step, and workers only compete
+  with the network for the cores.
 """
 
 from __future__ import annotations
@@ -110,6 +121,55 @@ class _Dist:
             self.dist.barrier()
 
 
+def _train_device(cfg: TrainConfig) -> torch.device:
+    if cfg.device == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"--device {cfg.device}: this PyTorch ({torch.__version__}) sees no CUDA GPU")
+    dev = torch.device(cfg.device)
+    if dev.index is None:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+    if dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {cfg.device}: there are only {torch.cuda.device_count()} CUDA GPUs here")
+    torch.cuda.set_device(dev)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    return dev
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+class _StepBatches(torch.utils.data.Dataset):
+    """Batch ``i`` is the sampler's batch for step ``first + i``: a pure function of the step,
+    so worker processes may prepare batches ahead, in any order, and a resumed run still
+    draws exactly what an uninterrupted one would."""
+
+    def __init__(self, sampler: PatchSampler, first: int, count: int, batch_size: int):
+        self.sampler, self.first, self.count, self.batch_size = sampler, first, count, batch_size
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: int):
+        return self.sampler.batch(self.first + i, self.batch_size)
+
+
+def _batches(sampler: PatchSampler, first: int, total: int | None, batch_size: int, workers: int, pin: bool):
+    """Batches from step ``first`` on: in this process (``workers == 0``), or prepared ahead by
+    ``workers`` processes (a torch DataLoader, one thread each)."""
+    count = (total - first) if total is not None else 2**62
+    if workers == 0:
+        for i in range(max(0, count)):
+            yield sampler.batch(first + i, batch_size)
+        return
+    loader = torch.utils.data.DataLoader(_StepBatches(sampler, first, max(0, count), batch_size), batch_size=None, shuffle=False,
+                                         num_workers=workers, pin_memory=pin, prefetch_factor=4, persistent_workers=False)
+    yield from loader
+
+
 def _save_state(path: Path, state: dict[str, Any]) -> None:
     tmp = temp_beside(path)
     try:
@@ -130,10 +190,15 @@ def _valid_patches(tracks: list[CachedTrack], preset: Preset, target: str, seed:
 
 @torch.no_grad()
 def validate(model: UNet, preset: Preset, target: str, tracks: list[CachedTrack], patches, seconds: float | None) -> dict[str, float]:
-    """Validation loss on fixed patches, and mean NSDR/SDR of ``target`` on whole tracks through the real separator."""
+    """Validation loss on fixed patches, and mean NSDR/SDR of ``target`` on whole tracks through the real separator
+    (on the model's device)."""
     model.eval()
-    losses = [masked_l1(model(X), X, Y, w).item() for X, Y, w in patches]
-    sep = Separator({target: model}, preset, SeparationOptions())
+    dev = next(model.parameters()).device
+    losses = []
+    for X, Y, w in patches:
+        X, Y, w = X.to(dev), Y.to(dev), w.to(dev)
+        losses.append(masked_l1(model(X), X, Y, w).item())
+    sep = Separator({target: model}, preset, SeparationOptions(), device=dev)
     nsdrs, sdrs = [], []
     for t in tracks:
         if t.vocals is None:
@@ -165,6 +230,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
     if state_path.exists() and not cfg.resume:  # every rank refuses, so none waits for the others
         raise ConfigError(f"{out} already holds a training run; use --resume to continue it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
+    dev = _train_device(cfg)
     preset = make_preset(cfg)
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out.parent / ".vocalsep-cache"
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -196,7 +262,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
     valid_every = cfg.valid_every or steps_per_epoch
 
     torch.manual_seed(cfg.seed)
-    model = UNet(preset.unet)
+    model = UNet(preset.unet).to(dev)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, best, train_seconds = 0, -math.inf, 0.0
     if cfg.resume and state_path.exists():
@@ -217,7 +283,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
     if dist.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model)
+        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     model.train()
 
     if dist.rank == 0:
@@ -234,6 +300,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
             "vocalsep_version": __version__,
             "torch": torch.__version__,
             "machine": platform.machine(),
+            "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
             "config": cfg.to_dict(),
             "split": {k: split[k] for k in ("dataset", "data", "train_groups", "valid_groups", "train_hours")},
             "world_size": dist.world,
@@ -262,6 +329,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
 
         bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True)
     last_row: dict[str, Any] = {}
+    batches = _batches(sampler, step, total_steps, cfg.batch_size, cfg.workers, pin=dev.type == "cuda")
     while True:
         stop = (total_steps is not None and step >= total_steps) or (cfg.time_budget is not None and train_seconds >= cfg.time_budget)
         if dist.any(stop):
@@ -269,16 +337,18 @@ def fit(config: TrainConfig) -> dict[str, Any]:
         ts = time.perf_counter()
         for g in optimiser.param_groups:
             g["lr"] = lr_at(cfg, step, total_steps)
-        X, Y, w = sampler.batch(step, cfg.batch_size)
+        X, Y, w = (t.to(dev, non_blocking=True) for t in next(batches))
         td = time.perf_counter()
         torch.manual_seed((cfg.seed * 1_000_003 + dist.rank * 7919 + step) % (2**63))
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
             mask = net(X)
         loss = masked_l1(mask.float(), X, Y, w)
+        _sync(dev)
         tf = time.perf_counter()
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
+        _sync(dev)
         te = time.perf_counter()
         timing["data"] += td - ts
         timing["forward"] += tf - td
@@ -314,6 +384,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
                 msg = f"step {step}: train loss {train_loss:.4f}, valid loss {row['valid_loss']:.4f}, valid NSDR {row['valid_nsdr']:.2f} dB{' (best)' if is_best else ''}"
                 (bar.write if bar is not None else log.info)(msg)
             dist.barrier()
+    batches.close()  # stops the workers, if any
     if bar is not None:
         bar.close()
     summary = {
