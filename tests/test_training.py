@@ -222,3 +222,38 @@ def test_cuda_two_process_data_parallel(mir, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 3
+
+
+def test_phase_sensitive_target(mir, tmp_path):
+    """The phase-sensitive target is |Y| cos(angle(Y) - angle(X)) in [0, |X|], computed from the STFTs
+    of the same draw: it never exceeds the magnitude target, equals it where Y is in phase with X, and the
+    two targets' sum (vocals + accompaniment) is |X|."""
+    import numpy as np
+    import torch
+
+    from vocalsep.config import get_preset
+    from vocalsep.data import open_dataset
+    preset = get_preset("jansson2017")
+    tracks = [load_cached(t, preset.sample_rate, tmp_path / "cache") for t in open_dataset(mir).tracks]
+    aug = Augment(remix=0.5)
+    mag = PatchSampler(tracks, preset, "vocals", aug, seed=3)
+    psa = PatchSampler(tracks, preset, "vocals", aug, seed=3, target_rule="phase-sensitive")
+    psa_acc = PatchSampler(tracks, preset, "accompaniment", aug, seed=3, target_rule="phase-sensitive")
+    X, Ym, w = mag.batch(5, 3)
+    X2, Yp, w2 = psa.batch(5, 3)
+    _, Ap, _ = psa_acc.batch(5, 3)
+    assert torch.equal(X, X2) and torch.equal(w, w2)  # the same draw
+    assert (Yp >= 0).all() and (Yp <= X + 1e-6).all() and (Yp <= Ym + 1e-5).all()
+    assert (Yp < Ym - 1e-3).any()  # out-of-phase parts are removed
+    # Re(V X*) + Re(A X*) = |X|^2, so the two truncated targets add up to |X|
+    torch.testing.assert_close(Yp + Ap, X, rtol=1e-3, atol=1e-3 * float(X.max()))
+    # a track whose accompaniment is silent: the voice is the mixture, the target is |X|
+    t = tracks[0]
+    from dataclasses import replace
+
+    solo = replace(t, accompaniment=np.zeros_like(t.accompaniment), mixture=t.vocals.copy())
+    s = PatchSampler([solo], preset, "vocals", Augment(remix=0.0), target_rule="phase-sensitive")
+    Xs, Ys, _ = s.batch(0, 2)
+    torch.testing.assert_close(Ys, Xs, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="target_rule"):
+        TrainConfig(data=str(mir), out=str(tmp_path / "x"), steps=1, target_rule="phase")

@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float, default=None, help="decoder dropout (default: the preset's, 0.5 as in the paper)")
     p.add_argument("--input-norm", choices=["max", "max_sqrt", "max_log", "none"], default=None,
                    help="the network's input: max = magnitude / its patch's largest (the paper's [0, 1]); max_sqrt, max_log compress that further (default: the preset's, max)")
+    p.add_argument("--target-rule", choices=["magnitude", "phase-sensitive"], default="magnitude",
+                   help="what mask x |X| learns: the source's magnitude (the paper's, default) or its part in phase with the mixture, "
+                        "|Y| cos(angle(Y) - angle(X)) in [0, |X|] (Erdogan et al. 2015)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="bf16: bfloat16 autocast for the convolutions (about 1.5x faster on CPUs with AVX-512 BF16)")
     p.add_argument("--device", default="cpu", metavar="cpu|cuda|cuda:N",
@@ -463,7 +466,7 @@ def cmd_train(args) -> int:
     try:
         cfg = TrainConfig(
             data=args.data, out=args.out, dataset=args.dataset, target=args.target, preset=args.preset, skip=args.skip,
-            channels=args.channels, dropout=args.dropout, input_norm=args.input_norm, precision=args.precision, device=args.device, batch_size=args.batch_size, lr=args.lr, lr_min=args.lr_min, schedule=args.schedule,
+            channels=args.channels, dropout=args.dropout, input_norm=args.input_norm, target_rule=args.target_rule, precision=args.precision, device=args.device, batch_size=args.batch_size, lr=args.lr, lr_min=args.lr_min, schedule=args.schedule,
             warmup_steps=args.warmup_steps, steps=args.steps, epochs=args.epochs, time_budget=args.time_budget,
             steps_per_epoch=args.steps_per_epoch, valid_groups=args.valid_groups, valid_fraction=args.valid_fraction,
             valid_seconds=args.valid_seconds, augment=Augment(remix=args.remix, gain_db=args.gain_db, silence=args.silence, pitch=args.pitch),

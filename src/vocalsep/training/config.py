@@ -12,6 +12,7 @@ from ..config import NORMALIZATIONS, get_preset
 from ..errors import ConfigError
 
 TARGETS = ("vocals", "accompaniment")
+TARGET_RULES = ("magnitude", "phase-sensitive")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class TrainConfig:
     channels: tuple[int, ...] | None = None  # override the preset's U-Net channels (small test models)
     dropout: float | None = None  # override the preset's decoder dropout (the paper: 0.5 in 3 layers)
     input_norm: str | None = None  # override the preset's input normalisation (vocalsep.model.normalize_magnitude)
+    # what mask x |X| is trained towards: the source's magnitude |Y| (the paper's), or its part in phase
+    # with the mixture, |Y| cos(angle(Y) - angle(X)) truncated to [0, |X|] (Erdogan et al., ICASSP 2015)
+    target_rule: str = "magnitude"
     precision: str = "fp32"  # fp32 | bf16 (autocast: bfloat16 convolutions, float32 weights and optimiser)
     device: str = "cpu"  # cpu | cuda | cuda:N (under torchrun, cuda means each process's LOCAL_RANK GPU)
     batch_size: int = 8
@@ -96,6 +100,8 @@ class TrainConfig:
             raise ConfigError("dropout must be in [0, 1)")
         if self.input_norm is not None and self.input_norm not in NORMALIZATIONS:
             raise ConfigError(f"input_norm must be one of {NORMALIZATIONS}")
+        if self.target_rule not in TARGET_RULES:
+            raise ConfigError(f"target_rule must be one of {TARGET_RULES}")
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError("precision must be fp32 or bf16")
         if self.device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", self.device):

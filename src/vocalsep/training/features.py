@@ -78,13 +78,15 @@ class PatchSampler:
     draws exactly what an uninterrupted one would.
     """
 
-    def __init__(self, tracks: list[CachedTrack], preset: Preset, target: str, augment: Augment, seed: int = 0, rank: int = 0):
+    def __init__(self, tracks: list[CachedTrack], preset: Preset, target: str, augment: Augment, seed: int = 0, rank: int = 0,
+                 target_rule: str = "magnitude"):
         if not tracks:
             raise ValueError("no training tracks")
         self.tracks = tracks
         self.preset = preset
         self.target = target
         self.augment = augment
+        self.target_rule = target_rule
         self.seed = seed
         self.rank = rank
         self.stft = STFT(preset.n_fft, preset.hop)
@@ -155,16 +157,24 @@ class PatchSampler:
         mix = torch.from_numpy(np.stack(mixes).astype(np.float32))
         acc = torch.from_numpy(np.stack(accs).astype(np.float32))
         bins = self.preset.bins
-        X = self.stft.forward(mix)[:, :bins].abs()
-        A = self.stft.forward(acc)[:, :bins].abs()
+        Xc = self.stft.forward(mix)[:, :bins]
+        Ac = self.stft.forward(acc)[:, :bins]
+        X, A = Xc.abs(), Ac.abs()
+        pairs = torch.tensor(pair_flags)
         if self.target == "accompaniment":
-            Y = A
+            Yc, Y = Ac, A
         else:
             voc = torch.from_numpy(np.stack([v if v is not None else np.zeros(self.patch_samples, np.float32) for v in voices]).astype(np.float32))
-            Y = self.stft.forward(voc)[:, :bins].abs()
-            pairs = torch.tensor(pair_flags)
+            Yc = self.stft.forward(voc)[:, :bins]
+            if pairs.any():  # no voice waveform: the voice is what the original has more than the instrumental
+                Yc[pairs] = Xc[pairs] - Ac[pairs]
+            Y = Yc.abs()
             if pairs.any():  # the paper's vocal target from pairs: max(X - Y_instrumental, 0)
                 Y[pairs] = (X[pairs] - A[pairs]).clamp_min(0)
+        if self.target_rule == "phase-sensitive":
+            # Erdogan et al. (ICASSP 2015): the part of the source in phase with the mixture,
+            # |Y| cos(angle(Y) - angle(X)) = Re(Y conj(X)) / |X|, truncated to [0, |X|]
+            Y = torch.minimum((Yc * Xc.conj()).real / X.clamp_min(1e-12), X).clamp_min(0)
         frames = X.shape[-1]
         w = torch.zeros(batch_size, 1, 1, frames)
         for k, valid in enumerate(valids):

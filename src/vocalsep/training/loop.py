@@ -180,11 +180,11 @@ def _save_state(path: Path, state: dict[str, Any]) -> None:
         raise
 
 
-def _valid_patches(tracks: list[CachedTrack], preset: Preset, target: str, seed: int, count: int = 16):
-    """Fixed validation patches (no augmentation), drawn once."""
+def _valid_patches(tracks: list[CachedTrack], preset: Preset, target: str, seed: int, count: int = 16, target_rule: str = "magnitude"):
+    """Fixed validation patches (no augmentation), drawn once; their target follows the run's ``target_rule``."""
     from .config import Augment
 
-    sampler = PatchSampler(tracks, preset, target, Augment(remix=0.0, gain_db=0.0, silence=0.0), seed=seed + 7777)
+    sampler = PatchSampler(tracks, preset, target, Augment(remix=0.0, gain_db=0.0, silence=0.0), seed=seed + 7777, target_rule=target_rule)
     return [sampler.batch(i, 4) for i in range(max(1, count // 4))]
 
 
@@ -256,7 +256,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
         "valid_tracks": [t.name for t in valid_tracks],
         "train_hours": sum(t.samples for t in train) / preset.sample_rate / 3600,
     }
-    sampler = PatchSampler(train, preset, cfg.target, cfg.augment, seed=cfg.seed, rank=dist.rank)
+    sampler = PatchSampler(train, preset, cfg.target, cfg.augment, seed=cfg.seed, rank=dist.rank, target_rule=cfg.target_rule)
     steps_per_epoch = cfg.steps_per_epoch or max(1, math.ceil(sampler.total_samples / sampler.patch_samples / cfg.batch_size / dist.world))
     total_steps = cfg.steps if cfg.steps is not None else (math.ceil(cfg.epochs * steps_per_epoch) if cfg.epochs else None)
     valid_every = cfg.valid_every or steps_per_epoch
@@ -268,7 +268,8 @@ def fit(config: TrainConfig) -> dict[str, Any]:
     if cfg.resume and state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         saved_cfg = json.loads(state["config"])
-        for key in ("data", "target", "preset", "skip", "channels", "dropout", "input_norm", "batch_size", "seed"):
+        for key in ("data", "target", "preset", "skip", "channels", "dropout", "input_norm", "batch_size", "seed", "target_rule"):
+            saved_cfg.setdefault("target_rule", "magnitude")  # runs from before the option
             have = list(saved_cfg[key]) if isinstance(saved_cfg.get(key), list) else saved_cfg.get(key)
             want = list(cfg.to_dict()[key]) if isinstance(cfg.to_dict()[key], tuple) else cfg.to_dict()[key]
             if have != want:
@@ -289,7 +290,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
     if dist.rank == 0:
         (out / "config.json").write_text(cfg.to_json())
         (out / "split.json").write_text(json.dumps(split, indent=1))
-        patches = _valid_patches(valid, preset, cfg.target, cfg.seed) if valid else []
+        patches = _valid_patches(valid, preset, cfg.target, cfg.seed, target_rule=cfg.target_rule) if valid else []
     metrics_path = out / "metrics.csv"
     if dist.rank == 0 and not metrics_path.exists():
         with open(metrics_path, "w", newline="") as f:
