@@ -155,3 +155,36 @@ def test_shipped_default_model_separates(tmp_path, song_wav):
     assert sr == 22050 and y.shape == (synth_song().shape[1], 2)
     r = run("info", "default")
     assert r.returncode == 0 and "target:        vocals" in r.stdout and "target:        accompaniment" in r.stdout
+
+
+def test_entry_exits_with_mains_code_after_flushing(monkeypatch):
+    """The console script ends with os._exit (skipping the interpreter's slow clean-up):
+    with main's exit code, and only after the streams are flushed."""
+    import io
+
+    from vocalsep import cli
+
+    out = io.StringIO()
+    flushed = []
+
+    class Stream(io.StringIO):
+        def flush(self):
+            flushed.append(self.getvalue())
+
+    stdout = Stream()
+    monkeypatch.setattr(cli.sys, "stdout", stdout)
+    monkeypatch.setattr(cli.sys, "stderr", out)
+
+    def fake_main():
+        print("written before the exit")
+        return 3
+
+    def fake_exit(code):
+        raise SystemExit(("os._exit", code))
+
+    monkeypatch.setattr(cli, "main", fake_main)
+    monkeypatch.setattr(cli.os, "_exit", fake_exit)
+    with pytest.raises(SystemExit) as exc:
+        cli.entry()
+    assert exc.value.code == ("os._exit", 3)
+    assert flushed and "written before the exit" in flushed[-1]
