@@ -104,6 +104,22 @@ def test_subpixel_transposed_convolution_equals_conv_transpose(k, s, p, op):
         assert (y - ref).abs().max() < 1e-5
 
 
+@pytest.mark.parametrize("k,s,p,op", [(5, 2, 0, 0), (5, 2, 2, 1), (5, 2, 1, 1), (4, 2, 1, 0), (3, 3, 1, 2), (2, 2, 0, 0), (1, 2, 0, 1)])
+def test_polyphase_transposed_convolution_equals_conv_transpose(k, s, p, op):
+    from vocalsep.model import PolyphaseConvTranspose2d
+
+    torch.manual_seed(k * 10 + s + p)
+    deconv = torch.nn.ConvTranspose2d(3, 4, k, s, p, output_padding=op)
+    poly = PolyphaseConvTranspose2d(deconv)
+    for shape in [(2, 3, 5, 7), (1, 3, 1, 4), (1, 3, 6, 6)]:
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            x = torch.randn(shape).contiguous(memory_format=fmt)
+            ref = deconv(x)
+            y = poly(x)
+            assert y.shape == ref.shape
+            assert (y - ref).abs().max() < 1e-5
+
+
 def test_subpixel_refuses_what_it_cannot_compute():
     from vocalsep.model import SubPixelConvTranspose2d
 
@@ -116,7 +132,7 @@ def test_subpixel_refuses_what_it_cannot_compute():
 @pytest.mark.parametrize("preset", ["jansson2017", "spleeter"])
 def test_inference_copy_matches_the_model(preset):
     from vocalsep.config import get_preset
-    from vocalsep.model import InferenceUNet, SubPixelConvTranspose2d
+    from vocalsep.model import InferenceUNet, PolyphaseConvTranspose2d, SubPixelConvTranspose2d
 
     torch.manual_seed(0)
     model = UNet(get_preset(preset).unet).eval()
@@ -130,6 +146,7 @@ def test_inference_copy_matches_the_model(preset):
         fast32 = InferenceUNet(model, torch.float32)
         assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in fast32.modules())
         assert any(isinstance(m, SubPixelConvTranspose2d) for m in fast32.modules())
+        assert any(isinstance(m, PolyphaseConvTranspose2d) for m in fast32.modules())
         assert (fast32(x) - ref).abs().max() < 1e-5
         fast16 = InferenceUNet(model, torch.bfloat16)
         y = fast16(x)

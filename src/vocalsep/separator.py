@@ -481,9 +481,12 @@ class Separator:
         stft = front.low_stft
         xs = front.prepare(chunk)
         n = chunk.shape[-1]
-        spec = stft.frame(_as_tensor(xs, self.device), pad_end=last)
+        zero_above = front.high_band == "zero"  # nothing above the modelled band
+        # only the modelled bins are needed unless a complement stem wants the whole mixture
+        low_only = zero_above and not self.options.complement and set(STEMS) <= set(self.models)
+        spec = stft.frame(_as_tensor(xs, self.device), pad_end=last, bins=self.preset.bins if low_only else None)
         masks, primary, rest = self._stem_masks(spec, stems)
-        if front.high_band == "zero":  # nothing above the modelled band: the inverse FFT zero-pads the rest
+        if zero_above:  # the inverse FFT zero-pads the bins above
             out = {t: stft.overlap_add(apply_mask(spec[..., : m.shape[-2], :], m), n).cpu().numpy() for t, m in masks.items()}
         else:
             out = {t: stft.overlap_add(apply_mask(spec, front.extend(m)), n).cpu().numpy() for t, m in masks.items()}
