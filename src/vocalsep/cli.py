@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-min", type=float, default=1e-5)
     p.add_argument("--schedule", choices=["cosine", "constant"], default="cosine")
+    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="keep an exponential moving average of the weights (e.g. 0.999) and validate and save it; "
+                        "last-raw.safetensors keeps the trained weights (default 0: off)")
     p.add_argument("--warmup-steps", type=int, default=100)
     p.add_argument("--steps", type=int, default=None, help="stop after this many steps")
     p.add_argument("--epochs", type=float, default=None, help="stop after this many epochs")
@@ -487,7 +490,7 @@ def cmd_train(args) -> int:
     try:
         cfg = TrainConfig(
             data=args.data, out=args.out, dataset=args.dataset, target=args.target, preset=args.preset, skip=args.skip,
-            channels=args.channels, dropout=args.dropout, input_norm=args.input_norm, target_rule=args.target_rule, precision=args.precision, device=args.device, batch_size=args.batch_size, lr=args.lr, lr_min=args.lr_min, schedule=args.schedule,
+            channels=args.channels, dropout=args.dropout, input_norm=args.input_norm, target_rule=args.target_rule, precision=args.precision, device=args.device, batch_size=args.batch_size, lr=args.lr, lr_min=args.lr_min, ema=args.ema, schedule=args.schedule,
             warmup_steps=args.warmup_steps, steps=args.steps, epochs=args.epochs, time_budget=args.time_budget,
             steps_per_epoch=args.steps_per_epoch, valid_groups=args.valid_groups, valid_fraction=args.valid_fraction,
             valid_seconds=args.valid_seconds, augment=Augment(remix=args.remix, gain_db=args.gain_db, silence=args.silence, pitch=args.pitch),

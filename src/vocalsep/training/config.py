@@ -67,6 +67,9 @@ class TrainConfig:
     batch_size: int = 8
     lr: float = 1e-3
     lr_min: float = 1e-5  # cosine schedule floor
+    # decay of an exponential moving average of the weights (0: off); when on, validation and the
+    # checkpoints use the averaged weights, and last-raw.safetensors keeps the trained ones
+    ema: float = 0.0
     schedule: str = "cosine"  # cosine | constant
     warmup_steps: int = 100
     steps: int | None = None
@@ -112,6 +115,8 @@ class TrainConfig:
             raise ConfigError("batch_size must be >= 1")
         if not self.lr > 0 or self.lr_min < 0:
             raise ConfigError("lr must be > 0 and lr_min >= 0")
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError("ema must be in [0, 1): the decay of the weights' moving average (0: off)")
         if self.schedule not in ("cosine", "constant"):
             raise ConfigError("schedule must be cosine or constant")
         if self.steps is None and self.epochs is None and self.time_budget is None:

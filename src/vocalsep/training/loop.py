@@ -189,6 +189,30 @@ def _valid_patches(tracks: list[CachedTrack], preset: Preset, target: str, seed:
 
 
 @torch.no_grad()
+def _ema_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A frozen copy of ``model`` to hold the moving average of its weights."""
+    import copy
+
+    ema = copy.deepcopy(model)
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    return ema
+
+
+@torch.no_grad()
+def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """``ema = decay * ema + (1 - decay) * model`` for every float weight and buffer (the
+    BatchNorm statistics too); integer buffers are copied.  The caller warms the decay up
+    (``min(decay, (1 + step) / (10 + step))``) so that the first steps do not weigh the
+    random initialisation."""
+    current = model.state_dict()
+    for key, value in ema.state_dict().items():
+        if value.dtype.is_floating_point:
+            value.lerp_(current[key], 1.0 - decay)
+        else:
+            value.copy_(current[key])
+
+
 def validate(model: UNet, preset: Preset, target: str, tracks: list[CachedTrack], patches, seconds: float | None) -> dict[str, float]:
     """Validation loss on fixed patches, and mean NSDR/SDR of ``target`` on whole tracks through the real separator
     (on the model's device)."""
@@ -264,18 +288,22 @@ def fit(config: TrainConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     model = UNet(preset.unet).to(dev)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    ema = _ema_copy(model) if cfg.ema > 0 else None
     step, best, train_seconds = 0, -math.inf, 0.0
     if cfg.resume and state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         saved_cfg = json.loads(state["config"])
-        for key in ("data", "target", "preset", "skip", "channels", "dropout", "input_norm", "batch_size", "seed", "target_rule"):
-            saved_cfg.setdefault("target_rule", "magnitude")  # runs from before the option
+        for key, default in (("target_rule", "magnitude"), ("ema", 0.0)):
+            saved_cfg.setdefault(key, default)  # runs from before the option
+        for key in ("data", "target", "preset", "skip", "channels", "dropout", "input_norm", "batch_size", "seed", "target_rule", "ema"):
             have = list(saved_cfg[key]) if isinstance(saved_cfg.get(key), list) else saved_cfg.get(key)
             want = list(cfg.to_dict()[key]) if isinstance(cfg.to_dict()[key], tuple) else cfg.to_dict()[key]
             if have != want:
                 raise ConfigError(f"--resume: {key} differs from the interrupted run ({have!r} there, {want!r} now)")
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         step, best, train_seconds = int(state["step"]), float(state["best"]), float(state["train_seconds"])
         log.info("resuming %s at step %d", out, step)
     elif cfg.resume:
@@ -310,9 +338,13 @@ def fit(config: TrainConfig) -> dict[str, Any]:
 
     def checkpoint(row: dict[str, Any], is_best: bool) -> None:
         facts = training_facts({"step": step, "train_seconds": round(train_seconds, 1), "valid": row})
-        save_checkpoint(out / "last.safetensors", model, target=cfg.target, preset=preset, training=facts)
+        saved = ema if ema is not None else model
+        save_checkpoint(out / "last.safetensors", saved, target=cfg.target, preset=preset, training=facts)
         if is_best:
-            save_checkpoint(out / "best.safetensors", model, target=cfg.target, preset=preset, training=facts)
+            save_checkpoint(out / "best.safetensors", saved, target=cfg.target, preset=preset, training=facts)
+        if ema is not None:  # the trained weights themselves, for comparison
+            save_checkpoint(out / "last-raw.safetensors", model, target=cfg.target, preset=preset,
+                            training={**facts, "valid": {}, "weights": "raw (not averaged)"})
         _save_state(state_path, {
             "model": model.state_dict(),
             "optimiser": optimiser.state_dict(),
@@ -320,6 +352,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
             "best": best,
             "train_seconds": train_seconds,
             "config": cfg.to_json(),
+            **({"ema": ema.state_dict()} if ema is not None else {}),
         })
 
     timing = {"data": 0.0, "forward": 0.0, "backward": 0.0}
@@ -349,6 +382,8 @@ def fit(config: TrainConfig) -> dict[str, Any]:
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
+        if ema is not None:
+            _ema_update(ema, model, min(cfg.ema, (1 + step) / (10 + step)))
         _sync(dev)
         te = time.perf_counter()
         timing["data"] += td - ts
@@ -373,7 +408,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
                 row = {"step": step, "epoch": round(step / steps_per_epoch, 3), "train_loss": round(train_loss, 6),
                        "lr": lr_at(cfg, step - 1, total_steps), "patches_per_s": round(rate, 2),
                        "train_seconds": round(train_seconds, 1), "wall": round(time.perf_counter() - t0, 1)}
-                row.update(validate(model, preset, cfg.target, valid, patches, cfg.valid_seconds) if valid else
+                row.update(validate(ema if ema is not None else model, preset, cfg.target, valid, patches, cfg.valid_seconds) if valid else
                            {"valid_loss": float("nan"), "valid_nsdr": float("nan"), "valid_sdr": float("nan")})
                 score = row["valid_nsdr"] if not math.isnan(row["valid_nsdr"]) else -row["valid_loss"] if not math.isnan(row["valid_loss"]) else -train_loss
                 is_best = score > best
