@@ -188,7 +188,6 @@ def _valid_patches(tracks: list[CachedTrack], preset: Preset, target: str, seed:
     return [sampler.batch(i, 4) for i in range(max(1, count // 4))]
 
 
-@torch.no_grad()
 def _ema_copy(model: torch.nn.Module) -> torch.nn.Module:
     """A frozen copy of ``model`` to hold the moving average of its weights."""
     import copy
@@ -213,6 +212,7 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
             value.copy_(current[key])
 
 
+@torch.no_grad()
 def validate(model: UNet, preset: Preset, target: str, tracks: list[CachedTrack], patches, seconds: float | None) -> dict[str, float]:
     """Validation loss on fixed patches, and mean NSDR/SDR of ``target`` on whole tracks through the real separator
     (on the model's device)."""
