@@ -142,6 +142,25 @@ def test_bad_system_specs_are_usage_errors(synth, capsys):
     assert "expected NAME=MODEL" in err and "more than once" in err and "no such model" in err and "nobody" in err
 
 
+def test_models_that_cannot_run_together_stop_the_pool_with_one_line(synth, tiny_model_dir, capsys):
+    """A model system that cannot load fails before the worker pool starts (which
+    would otherwise die in its initializer with a BrokenProcessPool traceback)."""
+    from dataclasses import replace
+
+    from conftest import TINY, make_models
+    from vocalsep.checkpoint import save_checkpoint
+
+    other = replace(TINY, unet=replace(TINY.unet, channels=TINY.unet.channels[:-1], dropout_layers=1))
+    acc = synth / "other-acc.safetensors"
+    save_checkpoint(acc, make_models(other)["accompaniment"], target="accompaniment", preset=other)
+    args = ["evaluate", "--data", str(synth / "data"), "--rate", str(RATE), "--out", str(synth / "out"), "--jobs", "2", "-q",
+            "--system", f"pair={tiny_model_dir / 'vocals.safetensors'},{acc}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "different presets" in err[0] and "Traceback" not in err[0]
+    assert not (synth / "out" / "tracks").exists() or not any((synth / "out" / "tracks").iterdir())
+
+
 def test_mir1k_is_scored_per_clip_with_labels(data_dir, tmp_path):
     cfg = EvalConfig(data=str(data_dir / "mir1k"), systems=("mixture", "oracle"), out=str(tmp_path / "out"), groups=("abjones",), limit=1, jobs=1)
     (track,) = list_tracks(cfg)

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -241,6 +243,11 @@ def test_from_pretrained(tiny_model_dir, tmp_path):
     assert set(listed.models) == {"vocals", "accompaniment"}
     with pytest.raises(ModelError, match="two models"):
         Separator.from_pretrained([tiny_model_dir / "vocals.safetensors", tiny_model_dir / "vocals.safetensors"])
+    # dropout acts only in training: a model trained without it pairs with one trained with it
+    nodrop = replace(TINY, unet=replace(TINY.unet, dropout=0.0))
+    save_checkpoint(tmp_path / "nodrop.safetensors", make_models(nodrop)["accompaniment"], target="accompaniment", preset=nodrop)
+    mixed = Separator.from_pretrained([tiny_model_dir / "vocals.safetensors", tmp_path / "nodrop.safetensors"])
+    assert set(mixed.models) == {"vocals", "accompaniment"}
     other = Preset(name="other", unet=UNetConfig(channels=(4, 8), dropout_layers=1))
     save_checkpoint(tmp_path / "acc.safetensors", make_models(other)["accompaniment"], target="accompaniment", preset=other)
     with pytest.raises(ModelError, match="different presets"):

@@ -409,7 +409,9 @@ class Separator:
         name, paths = resolve_model(name_or_path)
         dev = _device(device)
         checkpoints = [load_checkpoint(p, dev) for p in paths]
-        presets = {c.preset for c in checkpoints}
+        # Dropout acts only in training: models trained with and without it
+        # separate the same way and may run together.
+        presets = {replace(c.preset, unet=replace(c.preset.unet, dropout=0.0)) for c in checkpoints}
         if len(presets) > 1:
             raise ModelError(f"models {[c.path for c in checkpoints]} use different presets; they cannot run together")
         models: dict[str, UNet] = {}

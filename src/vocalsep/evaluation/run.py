@@ -405,6 +405,8 @@ def evaluate(config: EvalConfig | None = None, **kwargs) -> dict:
         timing.writing += time.perf_counter() - t0
         results[name] = new
 
+    if todo:
+        _check_models(specs, cfg)
     _run_pool(cfg, todo, finish)
     timing.wall = time.perf_counter() - start
     ordered = [results[t.name] for t in tracks]
@@ -420,6 +422,17 @@ def _say(line: str, progress: bool) -> None:
         tqdm.write(line, file=sys.stderr)
     else:
         print(line, file=sys.stderr)
+
+
+def _check_models(specs, cfg: EvalConfig) -> None:
+    """Load every model system once here, so that a model that cannot load
+    (a missing file, models that cannot run together) stops the run with its
+    own one-line error, not a crashed worker pool."""
+    from ..separator import Separator
+
+    for spec in specs:
+        if spec.kind == "model":
+            Separator.from_pretrained(spec.model, device=cfg.device)
 
 
 def _run_pool(cfg: EvalConfig, todo: dict[str, list[str]], finish) -> None:
