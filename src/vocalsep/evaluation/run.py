@@ -405,8 +405,6 @@ def evaluate(config: EvalConfig | None = None, **kwargs) -> dict:
         timing.writing += time.perf_counter() - t0
         results[name] = new
 
-    if todo:
-        _check_models(specs, cfg)
     _run_pool(cfg, todo, finish)
     timing.wall = time.perf_counter() - start
     ordered = [results[t.name] for t in tracks]
@@ -424,13 +422,13 @@ def _say(line: str, progress: bool) -> None:
         print(line, file=sys.stderr)
 
 
-def _check_models(specs, cfg: EvalConfig) -> None:
-    """Load every model system once here, so that a model that cannot load
-    (a missing file, models that cannot run together) stops the run with its
-    own one-line error, not a crashed worker pool."""
+def _check_models(cfg: EvalConfig) -> None:
+    """Load every model system once before the worker pool starts, so that a
+    model that cannot load (models that cannot run together, a broken file)
+    stops the run with its own one-line error, not a crashed pool."""
     from ..separator import Separator
 
-    for spec in specs:
+    for spec in parse_systems(cfg.systems):
         if spec.kind == "model":
             Separator.from_pretrained(spec.model, device=cfg.device)
 
@@ -452,6 +450,7 @@ def _run_pool(cfg: EvalConfig, todo: dict[str, list[str]], finish) -> None:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
+        _check_models(cfg)
         threads = max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(cfg, threads)) as pool:
             futures = {pool.submit(_worker_score, name, systems): name for name, systems in todo.items()}
