@@ -127,6 +127,30 @@ def test_bf16_and_dropout_options(mir, tmp_path):
         TrainConfig(out=str(tmp_path / "x"), precision="fp16", **common)
 
 
+def test_squared_loss_option(mir, tmp_path):
+    """--loss l2 trains on the squared normalised error; validation loss stays the paper's L1; resume checks it."""
+    import torch
+
+    from vocalsep.training.loop import masked_l1
+
+    X = torch.rand(2, 1, 4, 3) + 0.5
+    Y, m, w = torch.rand(2, 1, 4, 3), torch.rand(2, 1, 4, 3), torch.ones(2, 1, 1, 3)
+    e = (m * X - Y) / X.amax(dim=(1, 2, 3), keepdim=True)
+    assert torch.isclose(masked_l1(m, X, Y, w, 2), (e**2).mean()) and torch.isclose(masked_l1(m, X, Y, w), e.abs().mean())
+    common = ["--data", mir, "--steps", "2", "--steps-per-epoch", "2", "--valid-groups", "cat", *TINY]
+    for loss in ("l1", "l2"):
+        r = train_cli(*common, "--loss", loss, "--out", tmp_path / loss)
+        assert r.returncode == 0, r.stderr
+    row = {k: [dict(zip(*(line.split(",") for line in (tmp_path / k / "metrics.csv").read_text().split()[:2])))][0] for k in ("l1", "l2")}
+    assert float(row["l2"]["train_loss"]) < 0.5 * float(row["l1"]["train_loss"])  # squares of errors below 1
+    assert abs(float(row["l2"]["valid_loss"]) / float(row["l1"]["valid_loss"]) - 1) < 0.5  # both L1
+    assert load_checkpoint(tmp_path / "l2" / "last.safetensors").training["config"]["loss"] == "l2"
+    r = train_cli(*common, "--steps", "4", "--out", tmp_path / "l2", "--resume")
+    assert r.returncode == 2 and "loss differs" in r.stderr
+    with pytest.raises(ValueError, match="loss"):
+        TrainConfig(data=str(mir), out=str(tmp_path / "x"), steps=1, loss="l3")
+
+
 def test_import_only_presets_are_refused_for_training(tmp_path):
     from vocalsep.errors import ConfigError
 

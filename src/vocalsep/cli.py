@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-rule", choices=["magnitude", "phase-sensitive"], default="magnitude",
                    help="what mask x |X| learns: the source's magnitude (the paper's, default) or its part in phase with the mixture, "
                         "|Y| cos(angle(Y) - angle(X)) in [0, |X|] (Erdogan et al. 2015)")
+    p.add_argument("--loss", choices=["l1", "l2"], default="l1",
+                   help="training loss on (mask x X - Y) / max(X): l1 the paper's (default), l2 its square "
+                        "(validation loss stays L1)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="bf16: bfloat16 autocast for the convolutions (about 1.5x faster on CPUs with AVX-512 BF16)")
     p.add_argument("--device", default="cpu", metavar="cpu|cuda|cuda:N",
@@ -490,7 +493,7 @@ def cmd_train(args) -> int:
     try:
         cfg = TrainConfig(
             data=args.data, out=args.out, dataset=args.dataset, target=args.target, preset=args.preset, skip=args.skip,
-            channels=args.channels, dropout=args.dropout, input_norm=args.input_norm, target_rule=args.target_rule, precision=args.precision, device=args.device, batch_size=args.batch_size, lr=args.lr, lr_min=args.lr_min, ema=args.ema, schedule=args.schedule,
+            channels=args.channels, dropout=args.dropout, input_norm=args.input_norm, target_rule=args.target_rule, loss=args.loss, precision=args.precision, device=args.device, batch_size=args.batch_size, lr=args.lr, lr_min=args.lr_min, ema=args.ema, schedule=args.schedule,
             warmup_steps=args.warmup_steps, steps=args.steps, epochs=args.epochs, time_budget=args.time_budget,
             steps_per_epoch=args.steps_per_epoch, valid_groups=args.valid_groups, valid_fraction=args.valid_fraction,
             valid_seconds=args.valid_seconds, augment=Augment(remix=args.remix, gain_db=args.gain_db, silence=args.silence, pitch=args.pitch),

@@ -13,6 +13,7 @@ from ..errors import ConfigError
 
 TARGETS = ("vocals", "accompaniment")
 TARGET_RULES = ("magnitude", "phase-sensitive")
+LOSSES = ("l1", "l2")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class TrainConfig:
     # what mask x |X| is trained towards: the source's magnitude |Y| (the paper's), or its part in phase
     # with the mixture, |Y| cos(angle(Y) - angle(X)) truncated to [0, |X|] (Erdogan et al., ICASSP 2015)
     target_rule: str = "magnitude"
+    # the training loss on (mask x X - Y) / max(X): "l1" the paper's L1,1; "l2" its square, which weighs
+    # large errors more (closer to the energy that SDR counts); validation loss stays L1 for comparison
+    loss: str = "l1"
     precision: str = "fp32"  # fp32 | bf16 (autocast: bfloat16 convolutions, float32 weights and optimiser)
     device: str = "cpu"  # cpu | cuda | cuda:N (under torchrun, cuda means each process's LOCAL_RANK GPU)
     batch_size: int = 8
@@ -105,6 +109,8 @@ class TrainConfig:
             raise ConfigError(f"input_norm must be one of {NORMALIZATIONS}")
         if self.target_rule not in TARGET_RULES:
             raise ConfigError(f"target_rule must be one of {TARGET_RULES}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {LOSSES}")
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError("precision must be fp32 or bf16")
         if self.device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", self.device):

@@ -2,7 +2,8 @@
 
 - L1,1 loss of (mask x X - Y) on magnitudes normalised by the patch's
   mixture maximum (the same rule the model applies to its input), averaged
-  over the valid (non-padding) bins and frames; Adam.
+  over the valid (non-padding) bins and frames; Adam. ``--loss l2``
+  squares the same error instead (validation loss stays L1).
 - Validation (rank 0): loss on fixed validation patches and NSDR of the
   target on the validation tracks through the real :class:`Separator`.
 - ``OUT/best.safetensors`` (best validation NSDR) and ``OUT/last.safetensors``
@@ -74,10 +75,11 @@ def make_preset(cfg: TrainConfig) -> Preset:
     return replace(preset, unet=unet)
 
 
-def masked_l1(mask: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Mean |mask * X - Y| over valid frames, with X and Y divided by each item's max of X."""
+def masked_l1(mask: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, w: torch.Tensor, power: int = 1) -> torch.Tensor:
+    """Mean |mask * X - Y| ** power over valid frames, with X and Y divided by each item's max of X
+    (power 1: the paper's L1,1 loss; 2: the squared error of ``--loss l2``)."""
     scale = X.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
-    err = (mask * X - Y).abs() / scale * w
+    err = ((mask * X - Y).abs() / scale) ** power * w
     denom = (w.sum() * X.shape[1] * X.shape[2]).clamp_min(1.0)
     return err.sum() / denom
 
@@ -293,9 +295,9 @@ def fit(config: TrainConfig) -> dict[str, Any]:
     if cfg.resume and state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         saved_cfg = json.loads(state["config"])
-        for key, default in (("target_rule", "magnitude"), ("ema", 0.0)):
+        for key, default in (("target_rule", "magnitude"), ("ema", 0.0), ("loss", "l1")):
             saved_cfg.setdefault(key, default)  # runs from before the option
-        for key in ("data", "target", "preset", "skip", "channels", "dropout", "input_norm", "batch_size", "seed", "target_rule", "ema"):
+        for key in ("data", "target", "preset", "skip", "channels", "dropout", "input_norm", "batch_size", "seed", "target_rule", "ema", "loss"):
             have = list(saved_cfg[key]) if isinstance(saved_cfg.get(key), list) else saved_cfg.get(key)
             want = list(cfg.to_dict()[key]) if isinstance(cfg.to_dict()[key], tuple) else cfg.to_dict()[key]
             if have != want:
@@ -376,7 +378,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
         torch.manual_seed((cfg.seed * 1_000_003 + dist.rank * 7919 + step) % (2**63))
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
             mask = net(X)
-        loss = masked_l1(mask.float(), X, Y, w)
+        loss = masked_l1(mask.float(), X, Y, w, 2 if cfg.loss == "l2" else 1)
         _sync(dev)
         tf = time.perf_counter()
         optimiser.zero_grad(set_to_none=True)
@@ -405,7 +407,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
             rate = cfg.batch_size * dist.world * window_n / max(window_t, 1e-9)
             window_loss, window_n, window_t = 0.0, 0, 0.0
             if dist.rank == 0:
-                row = {"step": step, "epoch": round(step / steps_per_epoch, 3), "train_loss": round(train_loss, 6),
+                row = {"step": step, "epoch": round(step / steps_per_epoch, 3), "train_loss": float(f"{train_loss:.6g}"),
                        "lr": lr_at(cfg, step - 1, total_steps), "patches_per_s": round(rate, 2),
                        "train_seconds": round(train_seconds, 1), "wall": round(time.perf_counter() - t0, 1)}
                 row.update(validate(ema if ema is not None else model, preset, cfg.target, valid, patches, cfg.valid_seconds) if valid else
