@@ -151,6 +151,44 @@ def test_squared_loss_option(mir, tmp_path):
         TrainConfig(data=str(mir), out=str(tmp_path / "x"), steps=1, loss="l3")
 
 
+def test_sdr_loss_option(mir, tmp_path):
+    """--loss sdr: minus each patch's SDR in dB over its valid frames, floored 30 dB below the mixture,
+    the same for a patch at any loudness, so a quiet patch weighs as much as a loud one."""
+    import math
+
+    import torch
+
+    from vocalsep.training.loop import masked_sdr, training_loss
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(2, 1, 4, 3, generator=g) + 0.5
+    Y, m = torch.rand(2, 1, 4, 3, generator=g) * X, torch.rand(2, 1, 4, 3, generator=g)
+    w = torch.ones(2, 1, 1, 3)
+    w[1, ..., 2] = 0  # the second item's last frame is padding
+    per = []
+    for k, t in enumerate((3, 2)):
+        x, y, mk = X[k, ..., :t], Y[k, ..., :t], m[k, ..., :t]
+        floor = 1e-3 * (x**2).sum()
+        per.append(-10 * math.log10(((y**2).sum() + floor) / (((mk * x - y) ** 2).sum() + floor)))
+    assert math.isclose(masked_sdr(m, X, Y, w).item(), sum(per) / 2, rel_tol=1e-5)
+    assert torch.equal(training_loss("sdr", m, X, Y, w), masked_sdr(m, X, Y, w))
+    # scale-free: a patch 40 dB quieter has the same loss, and the same pull on the mask
+    loud, quiet = (m.clone().requires_grad_() for _ in range(2))
+    masked_sdr(loud, X, Y, w).backward()
+    masked_sdr(quiet, X * 0.01, Y * 0.01, w).backward()
+    assert torch.allclose(loud.grad, quiet.grad, rtol=1e-4)
+    # the perfect mask scores the floor's SDR; a silent target is bounded by the floor
+    perfect = masked_sdr(Y / X, X, Y, w).item()
+    assert perfect < -20 and perfect < masked_sdr(m, X, Y, w).item() - 10
+    assert masked_sdr(torch.ones_like(m), X, torch.zeros_like(Y), w).item() == pytest.approx(30.0, abs=0.01)
+    common = ["--data", mir, "--steps", "2", "--steps-per-epoch", "2", "--valid-groups", "cat", *TINY]
+    r = train_cli(*common, "--loss", "sdr", "--out", tmp_path / "sdr")
+    assert r.returncode == 0, r.stderr
+    row = dict(zip(*(line.split(",") for line in (tmp_path / "sdr" / "metrics.csv").read_text().split()[:2])))
+    assert float(row["train_loss"]) < 5 and float(row["valid_loss"]) > 0  # dB against the L1 validation loss
+    assert load_checkpoint(tmp_path / "sdr" / "last.safetensors").training["config"]["loss"] == "sdr"
+
+
 def test_import_only_presets_are_refused_for_training(tmp_path):
     from vocalsep.errors import ConfigError
 

@@ -3,7 +3,9 @@
 - L1,1 loss of (mask x X - Y) on magnitudes normalised by the patch's
   mixture maximum (the same rule the model applies to its input), averaged
   over the valid (non-padding) bins and frames; Adam. ``--loss l2``
-  squares the same error instead (validation loss stays L1).
+  squares the same error instead; ``--loss sdr`` trains on each patch's
+  signal-to-distortion ratio in dB (:func:`masked_sdr`), which weighs every
+  patch alike, as the per-clip NSDR does (validation loss stays L1).
 - Validation (rank 0): loss on fixed validation patches and NSDR of the
   target on the validation tracks through the real :class:`Separator`.
 - ``OUT/best.safetensors`` (best validation NSDR) and ``OUT/last.safetensors``
@@ -82,6 +84,36 @@ def masked_l1(mask: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, w: torch.Ten
     err = ((mask * X - Y).abs() / scale) ** power * w
     denom = (w.sum() * X.shape[1] * X.shape[2]).clamp_min(1.0)
     return err.sum() / denom
+
+
+SDR_FLOOR_DB = 30.0  # masked_sdr: the distortion floor, this far below the patch's mixture energy
+
+
+def masked_sdr(mask: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, w: torch.Tensor,
+               floor_db: float = SDR_FLOOR_DB) -> torch.Tensor:
+    """Minus the signal-to-distortion ratio (dB) of ``mask * X`` against ``Y`` per item, over the
+    valid frames, averaged over the batch (``--loss sdr``).
+
+    Per item ``-10 log10((sum Y^2 + f) / (sum (mask X - Y)^2 + f))`` with the floor
+    ``f = 10 ** (-floor_db / 10) * sum X^2``: the gradient is that of the squared error, divided by
+    the item's own error energy, so every patch counts alike whatever its loudness or its share of
+    the target, as every clip does in a mean NSDR (the L1 loss weighs a patch by its target's
+    magnitude, and a quiet voice hardly at all).  The floor keeps a patch without the target (the
+    voice silent) from pulling without bound: it stops rewarding errors more than ``floor_db``
+    below the mixture.  Scale-free, so the max normalisation of :func:`masked_l1` is not needed.
+    """
+    Xs = X.float() * w
+    err = ((mask * X - Y) * w).pow(2).sum(dim=(1, 2, 3))
+    sig = (Y * w).pow(2).sum(dim=(1, 2, 3))
+    floor = Xs.pow(2).sum(dim=(1, 2, 3)) * 10 ** (-floor_db / 10) + 1e-12
+    return (10 * torch.log10((err + floor) / (sig + floor))).mean()
+
+
+def training_loss(kind: str, mask: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """The training loss ``kind`` (``TrainConfig.loss``) of ``mask`` for mixture ``X`` and target ``Y``."""
+    if kind == "sdr":
+        return masked_sdr(mask, X, Y, w)
+    return masked_l1(mask, X, Y, w, 2 if kind == "l2" else 1)
 
 
 def lr_at(cfg: TrainConfig, step: int, total: int | None) -> float:
@@ -378,7 +410,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
         torch.manual_seed((cfg.seed * 1_000_003 + dist.rank * 7919 + step) % (2**63))
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
             mask = net(X)
-        loss = masked_l1(mask.float(), X, Y, w, 2 if cfg.loss == "l2" else 1)
+        loss = training_loss(cfg.loss, mask.float(), X, Y, w)
         _sync(dev)
         tf = time.perf_counter()
         optimiser.zero_grad(set_to_none=True)
