@@ -172,6 +172,41 @@ def test_chunked_close_to_whole_for_the_unet(tiny):
     assert np.abs(np.diff(chunked)).max() < 1.5 * np.abs(np.diff(whole)).max() + 1e-3
 
 
+class Spy(nn.Module):
+    """A local mask that records the inputs it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, mag):
+        self.seen.append(mag.clone())
+        return LocalMask()(mag)
+
+
+@pytest.mark.parametrize("seconds", [1.0, 13.0])
+def test_short_segments_are_padded_by_wrapping(seconds):
+    """A segment shorter than a training patch (or not a multiple of the U-Net's 2 ** depth frames)
+    reaches the network repeated from its start ("wrap", the default), not followed by silence;
+    the masks of the padding are dropped, so a context-free mask gives the same stems either way."""
+    x = synth_song(seconds, 8192)
+    out = {}
+    for pad in ("zero", "wrap"):
+        spy = Spy()
+        out[pad] = Separator({"vocals": spy}, TINY, SeparationOptions(pad=pad)).separate(x, 8192)["vocals"]
+        (seen,) = spy.seen
+        if pad == "zero":  # the segment as it is: the network pads itself (UNet.forward)
+            frames = seen.shape[-1]
+            assert frames == pytest.approx(x.shape[-1] / TINY.hop, abs=2)
+            continue
+        want = max(TINY.patch_frames, -(-frames // TINY.unet.multiple) * TINY.unet.multiple)
+        assert seen.shape[-1] == want > frames
+        assert torch.equal(seen, seen[..., torch.arange(want) % frames])
+    assert torch.allclose(out["wrap"], out["zero"], atol=1e-6)
+    with pytest.raises(ConfigError, match="pad"):
+        SeparationOptions(pad="reflect")
+
+
 def test_bad_waveforms(tiny):
     with pytest.raises(AudioError, match="no samples"):
         tiny.separate(np.zeros((2, 0), np.float32), 16000)

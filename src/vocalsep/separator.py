@@ -100,6 +100,7 @@ log = logging.getLogger(__name__)
 
 STEMS = TARGETS  # ("vocals", "accompaniment")
 DEFAULT_TEMPLATE = "{track}/{stem}.{ext}"
+PAD_RULES = ("wrap", "zero")
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,10 @@ class SeparationOptions:
     segment_frames: int | None = None  # model frames per segment; None: the preset's (320 x 768 / 8192 Hz = 30 s)
     overlap: float = 1.0  # seconds of crossfade between segments
     precision: str | None = None  # "fp32", "bf16" (InferenceUNet), "auto" (bf16 where the device has it); None: the preset's
+    # how a segment's frames are padded before a network that takes the segment whole (not split_patches): to a
+    # multiple of the U-Net's stride ** depth and at least one training patch; "wrap" repeats the segment from its
+    # start (measured better than zeros on short clips, docs/training.md), "zero" pads with silence up to the multiple
+    pad: str = "wrap"
 
     def __post_init__(self) -> None:
         if self.fullband is not None and self.fullband not in FULLBAND_RULES:
@@ -135,6 +140,8 @@ class SeparationOptions:
             raise ConfigError("segment_frames must be at least 8")
         if self.overlap < 0 or not math.isfinite(self.overlap):
             raise ConfigError("overlap must be a non-negative number of seconds")
+        if self.pad not in PAD_RULES:
+            raise ConfigError(f"pad must be one of {PAD_RULES}, not {self.pad!r}")
         if self.precision is not None and self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
 
@@ -165,6 +172,15 @@ def combine_masks(masks: Mapping[str, torch.Tensor], rule: str, eps: float = 1e-
         total = (v2 + a2).add_(eps)
         out = {"vocals": v2.add_(eps / 2).div_(total), "accompaniment": a2.add_(eps / 2).div_(total)}
     return {t: out[t] for t in masks}
+
+
+def wrap_frames(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """``x`` (..., frames') repeated from its start along the last axis to ``frames`` frames
+    (``frames >= frames'``): the padding of :attr:`SeparationOptions.pad` ``"wrap"``."""
+    t = x.shape[-1]
+    if frames <= t or t == 0:
+        return x
+    return x.repeat(*(1,) * (x.dim() - 1), -(-frames // t))[..., :frames]
 
 
 def _as_tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -244,6 +260,8 @@ class SpectralFrontEnd:
             n = -(-t // p.patch_frames)
             mag = torch.nn.functional.pad(mag, (0, n * p.patch_frames - t))
             mag = mag.reshape(b, c, f, n, p.patch_frames).permute(0, 3, 1, 2, 4).reshape(b * n, c, f, p.patch_frames)
+        elif self.options.pad == "wrap":
+            mag = wrap_frames(mag, max(p.patch_frames, -(-mag.shape[-1] // p.unet.multiple) * p.unet.multiple))
         if p.channel_mode == "stereo":  # the models are channels-last too (Separator)
             mag = mag.contiguous(memory_format=torch.channels_last)
         return mag
@@ -254,8 +272,8 @@ class SpectralFrontEnd:
         if p.split_patches:
             n = -(-frames // p.patch_frames)
             bc, c, f, t = out.shape
-            out = out.reshape(bc // n, n, c, f, t).permute(0, 2, 3, 1, 4).reshape(bc // n, c, f, n * t)[..., :frames]
-        return out.reshape(-1, *out.shape[2:])
+            out = out.reshape(bc // n, n, c, f, t).permute(0, 2, 3, 1, 4).reshape(bc // n, c, f, n * t)
+        return out[..., :frames].reshape(-1, *out.shape[2:-1], frames)
 
     def combine_inputs(self, masks: Mapping[str, torch.Tensor], mag: torch.Tensor, rule: str) -> dict[str, torch.Tensor]:
         """What :func:`combine_masks` compares: the masks, or for a ``combine_on="output"`` preset
