@@ -6,6 +6,9 @@ Per segment of the input (``(channels, samples)`` at its own rate):
    STFT; the model input is the magnitude of the lowest ``preset.bins`` bins;
 2. each model predicts a soft mask for its target (channels go through the
    network as a batch: every channel is separated on its own, never mixed);
+   a segment is padded to a multiple of the U-Net's ``2 ** depth`` frames, and
+   to at least one training patch, by repeating it from its start
+   (``pad="wrap"``; ``"zero"`` pads silence), and the padding's masks dropped;
 3. the full-band output is formed from the low-rate masks (``fullband``):
 
    - ``"interpolate"`` (default): the masks are interpolated, bilinearly in
