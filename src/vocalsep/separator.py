@@ -25,7 +25,7 @@ Per segment of the input (``(channels, samples)`` at its own rate):
      (``"zero"`` drops it, as a plain resampling would).
 
    Why ``interpolate`` is the default: with the trained models it scores
-   +0.62 / +0.30 dB NSDR (vocals / accompaniment) above ``bandlimited`` on
+   +0.66 / +0.47 dB NSDR (vocals / accompaniment) above ``bandlimited`` on
    51 held-out MIR-1K clips (docs/training.md), because interpolation
    smooths the network's mask errors.  With ideal masks it is the other way
    round (``bandlimited`` is 0.1-0.2 dB better on MIR-1K and more on the
