@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what mask x |X| learns: the source's magnitude (the paper's, default) or its part in phase with the mixture, "
                         "|Y| cos(angle(Y) - angle(X)) in [0, |X|] (Erdogan et al. 2015)")
     p.add_argument("--loss", choices=["l1", "l2", "sdr"], default="l1",
-                   help="training loss on (mask x X - Y) / max(X): l1 the paper's (default), l2 its square, "
+                   help="training loss: l1 the paper's |mask x X - Y| / max(X) (default), l2 its square, "
                         "sdr minus each patch's signal-to-distortion ratio in dB (validation loss stays L1)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="bf16: bfloat16 autocast for the convolutions (about 1.5x faster on CPUs with AVX-512 BF16)")

@@ -63,9 +63,9 @@ class TrainConfig:
     # what mask x |X| is trained towards: the source's magnitude |Y| (the paper's), or its part in phase
     # with the mixture, |Y| cos(angle(Y) - angle(X)) truncated to [0, |X|] (Erdogan et al., ICASSP 2015)
     target_rule: str = "magnitude"
-    # the training loss on (mask x X - Y) / max(X): "l1" the paper's L1,1; "l2" its square, which weighs
+    # the training loss: "l1" the paper's L1,1 of (mask x X - Y) / max(X); "l2" its square, which weighs
     # large errors more (closer to the energy that SDR counts); "sdr" minus each patch's signal-to-distortion
-    # ratio in dB (training.loop.masked_sdr), every patch weighted alike; validation loss stays L1 for comparison
+    # ratio in dB (training.loop.masked_sdr, scale-free), every patch weighted alike; validation loss stays L1
     loss: str = "l1"
     precision: str = "fp32"  # fp32 | bf16 (autocast: bfloat16 convolutions, float32 weights and optimiser)
     device: str = "cpu"  # cpu | cuda | cuda:N (under torchrun, cuda means each process's LOCAL_RANK GPU)

@@ -102,10 +102,9 @@ def masked_sdr(mask: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, w: torch.Te
     voice silent) from pulling without bound: it stops rewarding errors more than ``floor_db``
     below the mixture.  Scale-free, so the max normalisation of :func:`masked_l1` is not needed.
     """
-    Xs = X.float() * w
     err = ((mask * X - Y) * w).pow(2).sum(dim=(1, 2, 3))
     sig = (Y * w).pow(2).sum(dim=(1, 2, 3))
-    floor = Xs.pow(2).sum(dim=(1, 2, 3)) * 10 ** (-floor_db / 10) + 1e-12
+    floor = (X * w).pow(2).sum(dim=(1, 2, 3)) * 10 ** (-floor_db / 10) + 1e-12
     return (10 * torch.log10((err + floor) / (sig + floor))).mean()
 
 
