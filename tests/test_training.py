@@ -347,3 +347,83 @@ def test_moving_average_decay_is_validated():
     for bad in (1.0, -0.1):
         with pytest.raises(Exception, match="ema"):
             TrainConfig(data="x", out="y", steps=1, ema=bad)
+
+
+def test_short_segments_are_wrapped_as_the_separator_pads(mir, tmp_path):
+    """--wrap-short: a patch that is a short segment holds that segment's own STFT frames (as the
+    separator computes them for an input of that length), repeated from its start to the patch's
+    length as SeparationOptions(pad="wrap") does; only the segment's frames count in the loss."""
+    import numpy as np
+    import torch
+
+    from vocalsep.config import get_preset
+    from vocalsep.data import open_dataset
+    from vocalsep.separator import wrap_frames
+    from vocalsep.spectral import STFT
+    from vocalsep.training.features import SHORT_MIN_FRAMES
+
+    preset = get_preset("jansson2017")
+    tracks = [load_cached(t, preset.sample_rate, tmp_path / "cache") for t in open_dataset(mir).tracks]
+    plain = PatchSampler(tracks, preset, "vocals", Augment(remix=0.0))
+    short = PatchSampler(tracks, preset, "vocals", Augment(remix=0.0, wrap_short=1.0))
+    # off by default, and then the draws are those of a sampler without the option
+    assert Augment().wrap_short == 0.0
+    for a, b in zip(plain.batch(3, 4), PatchSampler(tracks, preset, "vocals", Augment(remix=0.0, wrap_short=0.0)).batch(3, 4)):
+        assert torch.equal(a, b)
+    X, Y, w = short.batch(3, 4)
+    frames = preset.patch_frames
+    stft = STFT(preset.n_fft, preset.hop)
+    lengths = [int(w[k].sum()) for k in range(4)]
+    assert all(SHORT_MIN_FRAMES <= f < frames for f in lengths) and len(set(lengths)) > 1
+    for k, f in enumerate(lengths):
+        assert w[k, ..., :f].eq(1).all() and w[k, ..., f:].eq(0).all()
+        assert torch.equal(X[k], wrap_frames(X[k, ..., :f], frames)) and torch.equal(Y[k], wrap_frames(Y[k, ..., :f], frames))
+    # the segment's frames are the STFT of the segment alone: find it in its song (no remixing here)
+    seg_frames = lengths[0]
+    n = (seg_frames - 1) * preset.hop + 1
+    rng = np.random.default_rng([0, 0, 3])
+    t = tracks[int(rng.choice(len(tracks), p=short.weights))]
+    start = short._start(rng, t)
+    alone = stft.forward(torch.from_numpy(t.mixture[start : start + n].copy()))[: preset.bins].abs()
+    assert alone.shape[-1] == seg_frames
+    torch.testing.assert_close(X[0, 0, :, :seg_frames], alone, rtol=1e-4, atol=1e-5)
+    with pytest.raises(Exception, match="wrap_short"):
+        Augment(wrap_short=1.5)
+    # through the CLI
+    r = train_cli("--data", mir, "--steps", "2", "--steps-per-epoch", "2", "--valid-groups", "cat", *TINY,
+                  "--wrap-short", "0.5", "--out", tmp_path / "run")
+    assert r.returncode == 0, r.stderr
+    assert load_checkpoint(tmp_path / "run" / "last.safetensors").training["config"]["augment"]["wrap_short"] == 0.5
+
+
+def test_init_starts_from_a_model_file(mir, tmp_path):
+    """--init: fine-tuning starts from another run's weights (the same network), with a fresh
+    schedule; a different network is refused with one clear line; --resume ignores it."""
+    import torch
+
+    from vocalsep.training.loop import _load_initial_weights
+
+    common = ["--data", mir, "--steps-per-epoch", "2", "--valid-groups", "cat", *TINY]
+    r = train_cli(*common, "--steps", "2", "--out", tmp_path / "first")
+    assert r.returncode == 0, r.stderr
+    first = tmp_path / "first" / "last.safetensors"
+    cfg = TrainConfig(data=str(mir), out=str(tmp_path / "x"), channels=(4, 8, 16), steps=1, init=str(first))
+    from vocalsep.model import UNet
+
+    model = UNet(make_preset(cfg).unet)
+    _load_initial_weights(model, str(first), make_preset(cfg))
+    for k, v in load_checkpoint(first).model.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+    # one step at a tiny rate moves the trained weights only a little (the BatchNorm statistics move more)
+    r = train_cli(*common, "--steps", "1", "--lr", "1e-9", "--lr-min", "0", "--init", first, "--out", tmp_path / "ft")
+    assert r.returncode == 0, r.stderr
+    a, b = load_file(first), load_file(tmp_path / "ft" / "last.safetensors")
+    params = [k for k in a if a[k].is_floating_point() and "running_" not in k]
+    assert params and max((a[k] - b[k]).abs().max().item() for k in params) < 1e-6
+    fresh = load_file(tmp_path / "first" / "last.safetensors")  # against a run from random weights: far
+    r = train_cli(*common, "--steps", "1", "--lr", "1e-9", "--lr-min", "0", "--seed", "1", "--out", tmp_path / "scratch")
+    assert r.returncode == 0, r.stderr
+    c = load_file(tmp_path / "scratch" / "last.safetensors")
+    assert max((fresh[k] - c[k]).abs().max().item() for k in params) > 1e-2
+    r = train_cli(*common, "--steps", "1", "--channels", "4,8,32", "--init", first, "--out", tmp_path / "other")
+    assert r.returncode == 2 and "--init" in r.stderr and "not the one being trained" in r.stderr

@@ -144,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--silence", type=float, default=0.0, help="probability of a patch without voice")
     p.add_argument("--pitch", type=float, default=0.0, metavar="SEMITONES",
                    help="resample each training voice by up to this many semitones either way (default 0: off)")
+    p.add_argument("--wrap-short", type=float, default=0.0, metavar="P",
+                   help="probability that a patch is a shorter segment (3 s up to a patch) repeated to the patch's length, "
+                        "as the separator pads short inputs (default 0: off)")
+    p.add_argument("--init", default=None, metavar="MODEL",
+                   help="start from the weights of this model file (same network) instead of random ones: fine-tuning")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads per process")
     p.add_argument("--workers", type=int, default=0, metavar="N",
@@ -501,8 +506,9 @@ def cmd_train(args) -> int:
             channels=args.channels, dropout=args.dropout, input_norm=args.input_norm, target_rule=args.target_rule, loss=args.loss, precision=args.precision, device=args.device, batch_size=args.batch_size, lr=args.lr, lr_min=args.lr_min, ema=args.ema, schedule=args.schedule,
             warmup_steps=args.warmup_steps, steps=args.steps, epochs=args.epochs, time_budget=args.time_budget,
             steps_per_epoch=args.steps_per_epoch, valid_groups=args.valid_groups, valid_fraction=args.valid_fraction,
-            valid_seconds=args.valid_seconds, augment=Augment(remix=args.remix, gain_db=args.gain_db, silence=args.silence, pitch=args.pitch),
-            seed=args.seed, threads=args.threads, workers=args.workers, cache_dir=args.cache_dir, resume=args.resume,
+            valid_seconds=args.valid_seconds,
+            augment=Augment(remix=args.remix, gain_db=args.gain_db, silence=args.silence, pitch=args.pitch, wrap_short=args.wrap_short),
+            init=args.init, seed=args.seed, threads=args.threads, workers=args.workers, cache_dir=args.cache_dir, resume=args.resume,
             progress=not args.quiet and sys.stderr.isatty(),
         )
     except ValueError as exc:

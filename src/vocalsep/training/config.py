@@ -29,6 +29,11 @@ class Augment:
     - ``pitch``: each voice is resampled by a random factor of up to
       ``pitch`` semitones either way (pitch and formants move together, the
       tempo too: another "singer" over the accompaniment); 0 turns it off.
+    - ``wrap_short``: probability that a patch is a shorter segment (32 frames,
+      3 s, up to one frame less than a patch), its spectrogram repeated from its
+      start to the patch's length, exactly as the separator pads an input
+      shorter than a patch (``SeparationOptions.pad = "wrap"``); only the
+      segment's own frames count in the loss, as only their masks are used.
     Pairs (original, instrumental) have no voice waveform: they get only a
     common gain.
     """
@@ -37,9 +42,10 @@ class Augment:
     gain_db: float = 0.0  # +-6 dB measured 0.5 dB NSDR worse on MIR-1K (docs/training.md)
     silence: float = 0.0
     pitch: float = 0.0
+    wrap_short: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("remix", "silence"):
+        for name in ("remix", "silence", "wrap_short"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"augment.{name} must be a probability in [0, 1]")
@@ -86,6 +92,10 @@ class TrainConfig:
     valid_seconds: float | None = 60.0  # at most this much of each validation track is scored
     valid_every: int | None = None  # steps between validations; default: once per epoch
     augment: Augment = field(default_factory=Augment)
+    # start from these weights (a model file of the same network) instead of a random initialisation;
+    # the schedule, the optimiser and the step count start afresh (fine-tuning); ignored by --resume,
+    # which continues from the interrupted run's own state
+    init: str | None = None
     seed: int = 0
     threads: int | None = None
     workers: int = 0  # processes preparing batches ahead (0: in the training process)

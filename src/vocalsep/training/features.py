@@ -24,10 +24,13 @@ import torch
 from .._atomic import publish, temp_beside
 from ..config import Preset
 from ..data.datasets import Track
+from ..separator import wrap_frames
 from ..spectral import STFT
 from .config import Augment
 
 log = logging.getLogger(__name__)
+
+SHORT_MIN_FRAMES = 32  # Augment.wrap_short: the shortest segment, 32 frames (3 s at the jansson2017 preset's rate)
 
 
 @dataclass
@@ -120,15 +123,21 @@ class PatchSampler:
         rng = np.random.default_rng([self.seed, self.rank, step])
         a = self.augment
         mixes, voices, accs, valids = [], [], [], []
-        pair_flags = []
+        pair_flags, shorts = [], []
         for _ in range(batch_size):
             i = int(rng.choice(len(self.tracks), p=self.weights))
             t = self.tracks[i]
             start = self._start(rng, t)
+            # a short segment, to be repeated to the patch's length (drawn only when the option is on,
+            # so that runs without it draw exactly what they did before it existed)
+            short = self._short_samples(rng) if a.wrap_short and rng.random() < a.wrap_short else None
+            shorts.append(short)
             g = 10 ** (rng.uniform(-a.gain_db, a.gain_db, size=2) / 20) if a.gain_db else np.ones(2)
             if t.vocals is None:  # a pair: original and instrumental move together
                 mix, valid = self._crop(t.mixture, start)
                 acc, _ = self._crop(t.accompaniment, start)
+                if short is not None:
+                    mix, acc, valid = self._cut(mix, short), self._cut(acc, short), min(valid, short)
                 mixes.append(mix * g[0])
                 accs.append(acc * g[0])
                 voices.append(None)
@@ -148,6 +157,8 @@ class PatchSampler:
                 acc, _ = self._crop(t.accompaniment, start)
             if a.silence and rng.random() < a.silence:
                 voc = np.zeros_like(voc)
+            if short is not None:
+                voc, acc, valid = self._cut(voc, short), self._cut(acc, short), min(valid, short)
             voc, acc = voc * g[0], acc * g[1]
             voices.append(voc)
             accs.append(acc)
@@ -179,4 +190,22 @@ class PatchSampler:
         w = torch.zeros(batch_size, 1, 1, frames)
         for k, valid in enumerate(valids):
             w[k, ..., : self.stft.frames(valid)] = 1.0
+            if shorts[k] is not None:  # repeated from its start, as the separator pads (wrap_frames)
+                f = self.stft.frames(valid)
+                X[k] = wrap_frames(X[k, :, :f], frames)
+                Y[k] = wrap_frames(Y[k, :, :f], frames)
         return X.unsqueeze(1), Y.unsqueeze(1), w
+
+    def _short_samples(self, rng: np.random.Generator) -> int:
+        """The length of a short segment (``Augment.wrap_short``): uniform in frames, from
+        ``SHORT_MIN_FRAMES`` to one frame less than a patch."""
+        f = int(rng.integers(SHORT_MIN_FRAMES, self.preset.patch_frames))
+        return (f - 1) * self.preset.hop + 1
+
+    @staticmethod
+    def _cut(x: np.ndarray, n: int) -> np.ndarray:
+        """``x`` with everything from sample ``n`` on silenced: its STFT's first frames are then
+        those of the ``n``-sample segment alone, as the separator computes them."""
+        out = x.copy()
+        out[n:] = 0.0
+        return out

@@ -221,6 +221,23 @@ def _valid_patches(tracks: list[CachedTrack], preset: Preset, target: str, seed:
     return [sampler.batch(i, 4) for i in range(max(1, count // 4))]
 
 
+def _load_initial_weights(model: UNet, path: str, preset: Preset) -> None:
+    """Copy the weights of the model file ``path`` (``TrainConfig.init``) into ``model``; the
+    file's network must be the one being trained."""
+    from ..checkpoint import load_checkpoint
+    from ..errors import ModelError
+
+    try:
+        ckpt = load_checkpoint(path)
+    except (OSError, ModelError) as exc:
+        raise ConfigError(f"--init {path}: {exc}") from None
+    if ckpt.preset.unet != preset.unet:
+        raise ConfigError(f"--init {path}: its network ({ckpt.preset.unet}) is not the one being trained ({preset.unet})")
+    current = model.state_dict()
+    model.load_state_dict({k: v.to(current[k].dtype) for k, v in ckpt.model.state_dict().items()}, strict=True)
+    log.info("starting from the weights of %s (target %s)", path, ckpt.target)
+
+
 def _ema_copy(model: torch.nn.Module) -> torch.nn.Module:
     """A frozen copy of ``model`` to hold the moving average of its weights."""
     import copy
@@ -320,6 +337,8 @@ def fit(config: TrainConfig) -> dict[str, Any]:
 
     torch.manual_seed(cfg.seed)
     model = UNet(preset.unet).to(dev)
+    if cfg.init and not (cfg.resume and state_path.exists()):
+        _load_initial_weights(model, cfg.init, preset)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     ema = _ema_copy(model) if cfg.ema > 0 else None
     step, best, train_seconds = 0, -math.inf, 0.0
