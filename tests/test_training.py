@@ -420,6 +420,12 @@ def test_init_starts_from_a_model_file(mir, tmp_path):
     a, b = load_file(first), load_file(tmp_path / "ft" / "last.safetensors")
     params = [k for k in a if a[k].is_floating_point() and "running_" not in k]
     assert params and max((a[k] - b[k]).abs().max().item() for k in params) < 1e-6
+    # the lineage is kept: the file it started from, by hash, and that file's own training
+    import hashlib
+
+    lineage = load_checkpoint(tmp_path / "ft" / "last.safetensors").training["init"]
+    assert lineage["sha256"] == hashlib.sha256(first.read_bytes()).hexdigest() and lineage["step"] == 2
+    assert lineage["config"]["out"] == str(tmp_path / "first")
     fresh = load_file(tmp_path / "first" / "last.safetensors")  # against a run from random weights: far
     r = train_cli(*common, "--steps", "1", "--lr", "1e-9", "--lr-min", "0", "--seed", "1", "--out", tmp_path / "scratch")
     assert r.returncode == 0, r.stderr

@@ -238,6 +238,20 @@ def _load_initial_weights(model: UNet, path: str, preset: Preset) -> None:
     log.info("starting from the weights of %s (target %s)", path, ckpt.target)
 
 
+def init_facts(path: str) -> dict[str, Any]:
+    """What a fine-tuned model records of the model file it started from (``TrainConfig.init``):
+    its path and SHA-256, and its own training facts (steps, seconds, configuration), so that the
+    whole lineage, and the whole training time, stay readable after the file itself is replaced."""
+    import hashlib
+
+    from ..checkpoint import read_metadata
+
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    training = json.loads(read_metadata(path).get("vocalsep.training", "{}"))
+    keep = ("step", "train_seconds", "config", "valid", "init")
+    return {"path": str(path), "sha256": digest, **{k: training[k] for k in keep if k in training}}
+
+
 def _ema_copy(model: torch.nn.Module) -> torch.nn.Module:
     """A frozen copy of ``model`` to hold the moving average of its weights."""
     import copy
@@ -342,6 +356,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     ema = _ema_copy(model) if cfg.ema > 0 else None
     step, best, train_seconds = 0, -math.inf, 0.0
+    initial = init_facts(cfg.init) if cfg.init and dist.rank == 0 and not (cfg.resume and state_path.exists()) else None
     if cfg.resume and state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         saved_cfg = json.loads(state["config"])
@@ -357,6 +372,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
         if ema is not None:
             ema.load_state_dict(state["ema"])
         step, best, train_seconds = int(state["step"]), float(state["best"]), float(state["train_seconds"])
+        initial = json.loads(state["init"]) if state.get("init") else None
         log.info("resuming %s at step %d", out, step)
     elif cfg.resume:
         log.warning("%s: nothing to resume, starting afresh", out)
@@ -385,6 +401,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
             "config": cfg.to_dict(),
             "split": {k: split[k] for k in ("dataset", "data", "train_groups", "valid_groups", "train_hours")},
             "world_size": dist.world,
+            **({"init": initial} if initial else {}),
             **extra,
         }
 
@@ -404,6 +421,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
             "best": best,
             "train_seconds": train_seconds,
             "config": cfg.to_json(),
+            **({"init": json.dumps(initial)} if initial else {}),
             **({"ema": ema.state_dict()} if ema is not None else {}),
         })
 
