@@ -6,7 +6,9 @@ control: the same extra steps); ``--mode joint``: both through the ``average``
 mask combination used at separation time, ``m = (m_v + 1 - m_a) / 2``, with the
 paper's L1 loss on both stems (``m`` for the vocals, ``1 - m`` for the
 accompaniment).  ``--target-rule phase-sensitive`` trains towards the
-phase-sensitive targets instead of the magnitudes.  Batches of 8 patches from
+phase-sensitive targets instead of the magnitudes (``--rule-vocals`` /
+``--rule-accompaniment`` set one network's); ``--loss sdr`` uses the loss in dB
+of ``vocalsep train --loss sdr`` on each stem instead of the L1 loss.  Batches of 8 patches from
 the MIR-1K training singers (the held-out ones are left out), remixing 0.5,
 bfloat16 autocast, Adam with a cosine decay from ``--lr`` to 1e-6.
 
@@ -33,7 +35,7 @@ from vocalsep.checkpoint import load_checkpoint
 from vocalsep.data import open_dataset, split_tracks
 from vocalsep.training.config import TARGET_RULES, Augment
 from vocalsep.training.features import PatchSampler, load_cached
-from vocalsep.training.loop import masked_l1
+from vocalsep.training.loop import training_loss
 
 
 def main() -> None:
@@ -42,6 +44,11 @@ def main() -> None:
     p.add_argument("accompaniment")
     p.add_argument("--mode", choices=["independent", "joint"], required=True)
     p.add_argument("--target-rule", choices=TARGET_RULES, default="magnitude")
+    p.add_argument("--rule-vocals", choices=TARGET_RULES, help="the vocal network's target rule (default: --target-rule)")
+    p.add_argument("--rule-accompaniment", choices=TARGET_RULES, help="the accompaniment network's (default: --target-rule)")
+    p.add_argument("--loss", choices=["l1", "sdr"], default="l1")
+    p.add_argument("--warmup", type=int, default=0, help="linear warm-up steps before the cosine")
+    p.add_argument("--save-every", type=int, default=0, help="also write OUT/step-N/ every N steps")
     p.add_argument("--data", default="../shared/data/mir1k")
     p.add_argument("--valid-groups", default="abjones,tammy", help="held-out singers, left out of the fine-tuning")
     p.add_argument("--steps", type=int, default=2000)
@@ -61,14 +68,15 @@ def main() -> None:
     tracks = [load_cached(t, preset.sample_rate, Path(a.cache_dir)) for t in train]
     aug = Augment(gain_db=0.0, remix=0.5)
     # the same seed draws the same patches for both targets
-    sv = PatchSampler(tracks, preset, "vocals", aug, seed=a.seed, target_rule=a.target_rule)
-    sa = PatchSampler(tracks, preset, "accompaniment", aug, seed=a.seed, target_rule=a.target_rule)
+    sv = PatchSampler(tracks, preset, "vocals", aug, seed=a.seed, target_rule=a.rule_vocals or a.target_rule)
+    sa = PatchSampler(tracks, preset, "accompaniment", aug, seed=a.seed, target_rule=a.rule_accompaniment or a.target_rule)
     nv, na = cv.model.train(), ca.model.train()
     opt = torch.optim.Adam(list(nv.parameters()) + list(na.parameters()), lr=a.lr)
     t0, smooth = time.time(), None
     for step in range(a.steps):
         for g in opt.param_groups:
-            g["lr"] = 1e-6 + 0.5 * (a.lr - 1e-6) * (1 + math.cos(math.pi * step / a.steps))
+            warm = min(1.0, (step + 1) / a.warmup) if a.warmup else 1.0
+            g["lr"] = warm * (1e-6 + 0.5 * (a.lr - 1e-6) * (1 + math.cos(math.pi * step / a.steps)))
         X, V, w = sv.batch(step, 8)
         _, A, _ = sa.batch(step, 8)
         torch.manual_seed(a.seed * 1_000_003 + step)
@@ -76,20 +84,27 @@ def main() -> None:
             mv, ma = nv(X).float(), na(X).float()
         if a.mode == "joint":
             m = (mv + 1 - ma) / 2
-            loss = masked_l1(m, X, V, w) + masked_l1(1 - m, X, A, w)
+            loss = training_loss(a.loss, m, X, V, w) + training_loss(a.loss, 1 - m, X, A, w)
         else:
-            loss = masked_l1(mv, X, V, w) + masked_l1(ma, X, A, w)
+            loss = training_loss(a.loss, mv, X, V, w) + training_loss(a.loss, ma, X, A, w)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         smooth = loss.item() if smooth is None else 0.98 * smooth + 0.02 * loss.item()
         if step % 100 == 0 or step == a.steps - 1:
             print(f"step {step}: loss {smooth:.5f}, {time.time() - t0:.0f} s", flush=True)
+        if a.save_every and (step + 1) % a.save_every == 0 and step + 1 < a.steps:
+            save(cv, nv, ca, na, out / f"step-{step + 1}")
+    save(cv, nv, ca, na, out)
+    print(f"done in {time.time() - t0:.0f} s: {out}")
+
+
+def save(cv, nv, ca, na, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
     for c, net, name in ((cv, nv, "vocals"), (ca, na, "accompaniment")):
         with safe_open(str(c.path), "pt") as f:
             meta = f.metadata()
-        save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()}, str(out / f"{name}.safetensors"), metadata=meta)
-    print(f"done in {time.time() - t0:.0f} s: {out}")
+        save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()}, str(folder / f"{name}.safetensors"), metadata=meta)
 
 
 if __name__ == "__main__":
