@@ -283,6 +283,15 @@ def test_from_pretrained(tiny_model_dir, tmp_path):
     save_checkpoint(tmp_path / "nodrop.safetensors", make_models(nodrop)["accompaniment"], target="accompaniment", preset=nodrop)
     mixed = Separator.from_pretrained([tiny_model_dir / "vocals.safetensors", tmp_path / "nodrop.safetensors"])
     assert set(mixed.models) == {"vocals", "accompaniment"}
+    # a wider network of the same depth pairs too (the separator needs only the depth to agree)
+    wide = replace(TINY, unet=replace(TINY.unet, channels=tuple(2 * c for c in TINY.unet.channels)))
+    save_checkpoint(tmp_path / "wide.safetensors", make_models(wide)["vocals"], target="vocals", preset=wide)
+    paired = Separator.from_pretrained([tmp_path / "wide.safetensors", tiny_model_dir / "accompaniment.safetensors"])
+    assert paired.models["vocals"].config.channels == wide.unet.channels
+    assert paired.models["accompaniment"].config.channels == TINY.unet.channels
+    x = torch.randn(2, 3 * 8000)
+    stems = paired.separate(x, 8000)
+    assert set(stems) == {"vocals", "accompaniment"} and stems["vocals"].shape == x.shape
     other = Preset(name="other", unet=UNetConfig(channels=(4, 8), dropout_layers=1))
     save_checkpoint(tmp_path / "acc.safetensors", make_models(other)["accompaniment"], target="accompaniment", preset=other)
     with pytest.raises(ModelError, match="different presets"):

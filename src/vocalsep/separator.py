@@ -431,8 +431,17 @@ class Separator:
         dev = _device(device)
         checkpoints = [load_checkpoint(p, dev) for p in paths]
         # Dropout acts only in training: models trained with and without it
-        # separate the same way and may run together.
-        presets = {replace(c.preset, unet=replace(c.preset.unet, dropout=0.0)) for c in checkpoints}
+        # separate the same way and may run together. So may networks of
+        # different widths: the separator needs only the signal processing
+        # and the network's depth (its frame multiple) to agree.
+        widths = checkpoints[0].preset.unet.channels
+
+        def running_preset(c):
+            u = c.preset.unet
+            same_depth = len(u.channels) == len(widths)
+            return replace(c.preset, unet=replace(u, dropout=0.0, channels=widths if same_depth else u.channels))
+
+        presets = {running_preset(c) for c in checkpoints}
         if len(presets) > 1:
             raise ModelError(f"models {[c.path for c in checkpoints]} use different presets; they cannot run together")
         models: dict[str, UNet] = {}
