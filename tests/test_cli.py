@@ -28,6 +28,7 @@ def test_help_does_not_import_torch():
 def test_parser_options():
     a = build_parser().parse_args(["separate", "x.wav", "--stems", "vocals", "--format", "flac", "--bit-depth", "24", "--offset", "1.5", "--duration", "2", "-j", "2"])
     assert a.stems == ["vocals"] and a.fmt == "flac" and a.bit_depth == "24" and a.offset == 1.5 and a.duration == 2.0 and a.jobs == 2
+    assert a.shifts is None and build_parser().parse_args(["separate", "x.wav", "--shifts", "3"]).shifts == 3
 
 
 def test_usage_errors_exit_2(tmp_path, song_wav, tiny_model_dir):
@@ -38,6 +39,9 @@ def test_usage_errors_exit_2(tmp_path, song_wav, tiny_model_dir):
     assert r.returncode == 2 and "outside the output folder" in r.stderr
     r = run("separate", song_wav, "-o", tmp_path / "o", "-m", tmp_path / "missing.safetensors")
     assert r.returncode == 2 and "no such model" in r.stderr
+    for bad in ("0", "17", "two"):
+        r = run("separate", song_wav, "-o", tmp_path / "o", "-m", tiny_model_dir, "--shifts", bad)
+        assert r.returncode == 2 and "--shifts must be a whole number" in r.stderr
     assert not (tmp_path / "o").exists()
 
 

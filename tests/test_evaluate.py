@@ -192,3 +192,31 @@ def test_process_pool_gives_the_same_scores(synth):
     assert pooled["tracks"]["scored"] == one["tracks"]["scored"] == 2
     assert pooled["stats"]["near"]["vocals"]["nsdr"] == one["stats"]["near"]["vocals"]["nsdr"]
     assert sorted(p.name for p in (synth / "pooled" / "tracks").glob("*.json")) == ["song0.json", "song1.json", "song2.json"]
+
+
+def test_oracle_with_shifts_averages_the_framings(synth):
+    """``--shifts N`` gives the oracle the separator's rule: the ideal masks of each delayed framing
+    (mixture and references delayed alike), averaged; the command line records the option."""
+    from vocalsep.config import get_preset
+    from vocalsep.evaluation.systems import OracleSystem, SystemSpec
+    from vocalsep.separator import SeparationOptions, delay, shift_offsets
+
+    JANSSON2017 = get_preset("jansson2017")
+    rng = np.random.default_rng(1)
+    voc = rng.standard_normal((1, 16000)).astype(np.float32) * 0.1
+    acc = rng.standard_normal((1, 16000)).astype(np.float32) * 0.1
+    refs = {"vocals": voc, "accompaniment": acc}
+    one = OracleSystem(SystemSpec.parse("oracle"), JANSSON2017, SeparationOptions(fullband="bandlimited"))  # the rule shifts > 1 picks
+    three = OracleSystem(SystemSpec.parse("oracle"), JANSSON2017, SeparationOptions(shifts=3))
+    got = three.estimate("t", voc + acc, refs, 16000)
+    offsets = shift_offsets(JANSSON2017, 3, 16000)
+    assert offsets == [0, 500, 1000]  # a third of the 768-sample hop at 8192 Hz, at 16 kHz
+    for stem in refs:
+        want = sum(one.estimate("t", delay(voc + acc, s), {k: delay(v, s) for k, v in refs.items()}, 16000)[stem][:, s : s + 16000]
+                   for s in offsets) / 3
+        assert np.allclose(got[stem], want, atol=1e-6)
+    out = synth / "out"
+    assert main(["evaluate", "--data", str(synth / "data"), "--rate", str(RATE), "--system", "oracle", "--shifts", "2",
+                 "--out", str(out), "--jobs", "1", "-q", "--tracks", "song0"]) == 0
+    assert "--shifts 2" in (out / "summary.md").read_text()
+    assert main(["evaluate", "--data", str(synth / "data"), "--system", "oracle", "--shifts", "0", "--out", str(out)]) == 2

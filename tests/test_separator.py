@@ -207,6 +207,43 @@ def test_short_segments_are_padded_by_wrapping(seconds):
         SeparationOptions(pad="reflect")
 
 
+@pytest.mark.parametrize("sr,fullband", [(8192, "bandlimited"), (16000, "interpolate"), (44100, "bandlimited"), (44100, "interpolate")])
+def test_shifts_average_the_framings(tiny, sr, fullband):
+    """``shifts=N`` is the mean of N separations of the input delayed by k/N of the model's hop
+    (k = 0 .. N-1), each advanced back; the default is one framing."""
+    from vocalsep.separator import shift_offsets
+
+    x = synth_song(2.3, sr, 2)
+    one = tiny.with_options(shifts=1, fullband=fullband)
+    hop = TINY.hop * sr / TINY.sample_rate
+    for n in (1, 2, 3):
+        offsets = shift_offsets(TINY, n, sr)
+        assert offsets == [round(k * hop / n) for k in range(n)] and offsets[0] == 0
+        got = tiny.with_options(shifts=n, fullband=fullband).separate(x, sr)
+        for stem in ("vocals", "accompaniment"):
+            want = sum(
+                one.separate(np.concatenate([np.zeros((2, s), np.float32), x], axis=1), sr)[stem][:, s : s + x.shape[1]]
+                for s in offsets
+            ) / n
+            assert got[stem].shape == x.shape
+            assert torch.allclose(got[stem], want, atol=1e-5)
+    if fullband == "interpolate":
+        assert torch.equal(tiny.separate(x, sr)["vocals"], one.separate(x, sr)["vocals"])  # the default: one framing
+    # the framings differ: averaging them changes the stems
+    assert not torch.allclose(one.separate(x, sr)["vocals"], tiny.with_options(shifts=3, fullband=fullband).separate(x, sr)["vocals"], atol=1e-4)
+
+
+def test_shifts_keep_an_all_pass_mask_and_the_complement():
+    x = synth_song(1.7, 16000, 1)
+    sep = Separator({"vocals": ConstantMask(1.0)}, TINY, SeparationOptions(high_band="one", shifts=4))
+    out = sep.separate(x, 16000)
+    assert snr(torch.as_tensor(x), out["vocals"]) > 60
+    assert torch.allclose(out["vocals"] + out["accompaniment"], torch.as_tensor(x), atol=1e-5)
+    for bad in (0, 17, 2.5, True):
+        with pytest.raises(ConfigError, match="shifts"):
+            SeparationOptions(shifts=bad)
+
+
 def test_bad_waveforms(tiny):
     with pytest.raises(AudioError, match="no samples"):
         tiny.separate(np.zeros((2, 0), np.float32), 16000)
@@ -335,3 +372,9 @@ def test_cuda_separates_like_the_cpu(tmp_path):
     for stem in a:
         ya, yb = sf.read(a[stem])[0], sf.read(b[stem])[0]
         assert snr(ya, yb) > 50, stem
+
+
+def test_shifts_choose_the_bandlimited_rule_unless_told():
+    assert Separator(make_models(TINY), TINY).front.fullband == "interpolate"
+    assert Separator(make_models(TINY), TINY, SeparationOptions(shifts=3)).front.fullband == "bandlimited"
+    assert Separator(make_models(TINY), TINY, SeparationOptions(shifts=3, fullband="interpolate")).front.fullband == "interpolate"

@@ -46,6 +46,16 @@ def _positive(text: str) -> float:
     return v
 
 
+def _shifts(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if not 1 <= v <= 16:
+        raise argparse.ArgumentTypeError(f"--shifts must be a whole number from 1 to 16, not {text!r}")
+    return v
+
+
 def _jobs(text: str) -> int:
     v = int(text)
     if v < 1:
@@ -86,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how a vocal and an accompaniment model's masks are combined (default: the preset's; average for jansson2017)")
     p.add_argument("--pad", choices=["wrap", "zero"], default=None,
                    help="how a segment shorter than the network's input is padded: wrap repeats it from its start (default), zero pads silence")
+    p.add_argument("--shifts", type=_shifts, default=None, metavar="N",
+                   help="separate each segment N times, delayed by 1/N of the model's hop each time, and average the stems: "
+                   "3 scores about +0.3 dB NSDR for about twice the time (default: 1, the fastest)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None,
                    help="number format of the networks: bf16 is faster on CPUs with bfloat16 instructions and changes the stems "
                    "slightly; auto: bf16 where the CPU has them (default: the model's preset's: fp32 for jansson2017, auto for spleeter)")
@@ -178,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--combine", choices=["independent", "average", "ratio", "ratio2"], default=None,
                    help="mask combination rule of the model systems (default: each model's preset's)")
     p.add_argument("--pad", choices=["wrap", "zero"], default=None, help="how the model systems pad a short segment (default: the separator's, wrap)")
+    p.add_argument("--shifts", type=_shifts, default=None, metavar="N",
+                   help="framings averaged per segment by the model systems and the oracle (default: 1)")
     p.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N", help="tracks scored in parallel processes (default: all cores)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None, help="number format of the model systems' networks (default: each preset's)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the model systems run (default: cpu)")
@@ -322,6 +337,8 @@ def _separator_options(args):
         changes["combine"] = args.combine
     if args.pad:
         changes["pad"] = args.pad
+    if args.shifts:
+        changes["shifts"] = args.shifts
     return SeparationOptions(**changes, precision=args.precision)
 
 
@@ -536,7 +553,7 @@ def _evaluate_command(args) -> str:
     for flag, value in (("--singers", args.singers), ("--tracks", args.tracks), ("--mask-systems", args.mask_systems)):
         if value:
             parts += [flag, ",".join(value)]
-    for flag, value in (("--limit", args.limit), ("--rate", args.rate), ("--fullband", args.fullband), ("--combine", args.combine), ("--pad", args.pad), ("--figure-track", args.figure_track),
+    for flag, value in (("--limit", args.limit), ("--rate", args.rate), ("--fullband", args.fullband), ("--combine", args.combine), ("--pad", args.pad), ("--shifts", args.shifts), ("--figure-track", args.figure_track),
                         ("--precision", args.precision),
                         ("--report", args.report)):
         if value is not None:
@@ -557,7 +574,7 @@ def cmd_evaluate(args) -> int:
     cfg = EvalConfig(
         data=args.data, systems=tuple(args.systems), out=args.out, dataset=args.dataset, metric=args.metric,
         groups=args.singers, tracks=args.tracks, limit=args.limit, rate=args.rate, preset=args.preset, fullband=args.fullband, combine=args.combine,
-        pad=args.pad, precision=args.precision, jobs=args.jobs, device=args.device, force=args.force, progress=show, report=args.report,
+        pad=args.pad, shifts=args.shifts, precision=args.precision, jobs=args.jobs, device=args.device, force=args.force, progress=show, report=args.report,
         mask_systems=args.mask_systems, figure_track=args.figure_track, excerpt=args.excerpt, command=_evaluate_command(args),
     )
     try:

@@ -81,6 +81,7 @@ class EvalConfig:
     fullband: str | None = None
     combine: str | None = None
     pad: str | None = None  # the separator's padding of short segments (None: its default, wrap)
+    shifts: int | None = None  # framings averaged per segment, by the models and the oracle (None: the separator's, 1)
     precision: str | None = None
     jobs: int | None = None
     device: str = "cpu"
@@ -177,7 +178,7 @@ class TrackScorer:
         self.cfg = cfg
         self.rate = rate_of(cfg)
         self.tracks = {t.name: t for t in list_tracks(cfg)}
-        options = SeparationOptions(**{k: v for k, v in (("fullband", cfg.fullband), ("combine", cfg.combine), ("pad", cfg.pad)) if v}, precision=cfg.precision)
+        options = SeparationOptions(**{k: v for k, v in (("fullband", cfg.fullband), ("combine", cfg.combine), ("pad", cfg.pad), ("shifts", cfg.shifts)) if v}, precision=cfg.precision)
         preset = get_preset(cfg.preset)
         self.systems = {s.name: build_system(s, preset, options, cfg.device) for s in parse_systems(cfg.systems)}
         self._v3: SourcesV3 | None = None  # the current track's references (v3)
@@ -359,6 +360,8 @@ def evaluate(config: EvalConfig | None = None, **kwargs) -> dict:
     if cfg.precision:  # no option keeps the identities (and the caches) of earlier runs
         options_text += f";precision={cfg.precision}"
     options_text += f";pad={cfg.pad or 'wrap'}"  # the default changed from zero to wrap: earlier runs' scores are not reused
+    if cfg.shifts and cfg.shifts > 1:  # one framing (the default) keeps the identities of earlier runs
+        options_text += f";shifts={cfg.shifts}"
     identities = {s.name: s.identity(options_text) for s in specs}
     setup = {"metric": cfg.metric, "variant": VARIANTS[cfg.metric], "rate": rate, "dataset": layout_of(cfg),
              "data": str(Path(cfg.data).resolve())}

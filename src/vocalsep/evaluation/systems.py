@@ -131,9 +131,18 @@ class OracleSystem:
         self.front = SpectralFrontEnd(preset, options, torch.device("cpu"))
 
     def estimate(self, track: str, mixture: np.ndarray, references: dict[str, np.ndarray], rate: int) -> dict[str, np.ndarray]:
-        low, spec = self.front.analyse(mixture, rate)
-        masks = ratio_masks(self.front, spec, references, rate)
-        return self.front.synthesise(mixture, rate, low, spec, masks)
+        """The ideal masks, with the separator's rules; with ``shifts`` framings, those of each
+        framing (mixture and references delayed alike), averaged as the separator does."""
+        from ..separator import delay, shift_average, shift_offsets
+
+        def framing(s: int) -> dict[str, np.ndarray]:
+            x = delay(mixture, s)
+            low, spec = self.front.analyse(x, rate)
+            masks = ratio_masks(self.front, spec, {k: delay(np.asarray(v, np.float32), s) for k, v in references.items()}, rate)
+            return self.front.synthesise(x, rate, low, spec, masks)
+
+        offsets = shift_offsets(self.front.preset, self.front.shifts, rate)
+        return shift_average(framing, mixture.shape[-1], offsets)
 
 
 class ModelSystem:
