@@ -46,6 +46,7 @@ Usage::
     python benchmarks/separate_speed.py --durations 3 --repeat 3 --threads 2
     python benchmarks/separate_speed.py --repeat 2 --wait-idle 120   # on a shared machine
     python benchmarks/separate_speed.py --fullband interpolate       # the other full-band rule
+    python benchmarks/separate_speed.py --shifts 3 --json benchmarks/out/separate_speed_shifts3.json  # 3 framings
 """
 
 from __future__ import annotations
@@ -408,7 +409,8 @@ def cli_command(cmd0: list[str], path: str, outdir, model_args: list[str], extra
 
 
 def cli_extra(args) -> list[str]:
-    return ["--fullband", args.fullband] if args.fullband else []
+    extra = ["--fullband", args.fullband] if args.fullband else []
+    return extra + (["--shifts", str(args.shifts)] if args.shifts else [])
 
 
 def end_to_end(item: dict, model_args: list[str], args, env: dict[str, str], cmd0: list[str]) -> dict:
@@ -458,15 +460,15 @@ def end_to_end(item: dict, model_args: list[str], args, env: dict[str, str], cmd
 
 # -- in-process: model only and stages --------------------------------------------
 
-def load_separator(model_args: list[str], threads: int | None, fullband: str | None = None):
-    """The separator the CLI would build: default options, except ``--fullband`` if given."""
+def load_separator(model_args: list[str], threads: int | None, fullband: str | None = None, shifts: int | None = None):
+    """The separator the CLI would build: default options, except ``--fullband`` and ``--shifts`` if given."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     from vocalsep.separator import SeparationOptions, Separator
 
-    options = SeparationOptions(fullband=fullband) if fullband else SeparationOptions()
+    options = SeparationOptions(**{k: v for k, v in (("fullband", fullband), ("shifts", shifts)) if v})
     return Separator.from_pretrained(model_args if len(model_args) > 1 else model_args[0], options)
 
 
@@ -789,6 +791,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="before each measurement wait up to S seconds for other load on the machine to drop below 0.2 CPUs (default 0: don't wait)")
     ap.add_argument("--fullband", choices=["interpolate", "bandlimited"], default=None,
                     help="pass --fullband to the CLI and use it in process (default: the separator's own default)")
+    ap.add_argument("--shifts", type=int, default=None, metavar="N",
+                    help="pass --shifts N to the CLI and use it in process (default: the separator's own, 1)")
     ap.add_argument("--skip-cli", action="store_true", help="skip the end-to-end command-line runs")
     ap.add_argument("--skip-inprocess", action="store_true", help="skip model-only and stage timings")
     args = ap.parse_args(argv)
@@ -828,12 +832,12 @@ def main(argv: list[str] | None = None) -> int:
     res["model"] = model
     say(f"model: {model['note']}")
     res["settings"] = {"repeat": args.repeat, "threads": args.threads, "command": cli_command(cmd0, "FILE", "OUTDIR", model["args"], cli_extra(args)),
-                       "fullband": args.fullband or "(the CLI's default)",
+                       "fullband": args.fullband or "(the CLI's default)", "shifts": args.shifts or "(the CLI's default, 1)",
                        "wait_idle_s": args.wait_idle, "output": "WAV 16-bit (default)"}
 
     if not args.skip_inprocess:
         say("in process:")
-        sep = load_separator(model["args"], args.threads, args.fullband)
+        sep = load_separator(model["args"], args.threads, args.fullband, args.shifts)
         res["options"] = dataclasses.asdict(sep.options)
         idle_mo = wait_idle(args.wait_idle)
         with own_load() as load_mo:
