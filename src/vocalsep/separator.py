@@ -55,15 +55,14 @@ Per segment of the input (``(channels, samples)`` at its own rate):
    denser overlap-add.  Measured with the shipped models on 51 held-out
    MIR-1K clips (docs/training.md, "Round 11"): N = 3 scores +0.32 / +0.43 dB
    NSDR (vocals / accompaniment) over N = 1, on 49 of the 51 clips each (N = 6:
-   +0.39 / +0.49 dB), for about N times the separation work, so the default
+   +0.39 / +0.49 dB), for 2 to N times the separation time, so the default
    stays 1 (the engine's speed target); ``--shifts 3`` is the quality
-   setting.  With more than one
-   framing and no ``fullband`` given, the rule is ``bandlimited``: the
-   averaged framings make the paper's reconstruction as good as
-   ``interpolate`` on the vocals and better on the accompaniment (+0.16 dB on
-   MIR-1K with N = 3; +0.42 dB on the MUSDB18 excerpt), where with one framing it
-   loses.  The evaluation's ideal-mask oracle follows the same rules, and gains
-   more from them.
+   setting.  With more than one framing and no ``fullband`` given, the rule
+   is ``bandlimited``: the averaged framings make the paper's reconstruction
+   as good as ``interpolate`` on the vocals and better on the accompaniment
+   (+0.16 dB on MIR-1K with N = 3; +0.42 dB on the MUSDB18 excerpt), where
+   with one framing it loses.  The evaluation's ideal-mask oracle follows the
+   same rules, and gains more from them.
 
 Long inputs go through in segments of ``segment_frames`` model frames (about
 30 s) with ``overlap`` seconds of linear crossfade (:mod:`vocalsep.chunking`),
