@@ -13,6 +13,16 @@ def test_jansson2017_preset_matches_the_paper():
     assert p.max_frequency == pytest.approx(4088.0)
 
 
+def test_hop384_preset_is_the_paper_with_half_the_hop():
+    paper, fine = get_preset("jansson2017"), get_preset("jansson2017-hop384")
+    assert (fine.hop, fine.fullband, fine.name) == (384, "bandlimited", "jansson2017-hop384")
+    # everything the network sees is the paper's but the hop; segments stay 30 s
+    same = {f: getattr(paper, f) for f in ("sample_rate", "n_fft", "bins", "patch_frames", "unet", "framing", "channel_mode", "combine", "high_band")}
+    assert same == {f: getattr(fine, f) for f in same}
+    assert fine.segment_frames * fine.hop == paper.segment_frames * paper.hop
+    assert fine.segment_frames % fine.unet.multiple == 0
+
+
 def test_preset_json_round_trip():
     for p in list(PRESETS.values()) + [Preset(name="x", unet=UNetConfig(channels=(4, 8), dropout_layers=1, skip=False))]:
         assert Preset.from_json(p.to_json()) == p

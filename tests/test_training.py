@@ -433,3 +433,9 @@ def test_init_starts_from_a_model_file(mir, tmp_path):
     assert max((fresh[k] - c[k]).abs().max().item() for k in params) > 1e-2
     r = train_cli(*common, "--steps", "1", "--channels", "4,8,32", "--init", first, "--out", tmp_path / "other")
     assert r.returncode == 2 and "--init" in r.stderr and "not the one being trained" in r.stderr
+    # the same network under another preset (half the hop: the "fine" model's fine-tune)
+    r = train_cli(*common, "--steps", "1", "--preset", "jansson2017-hop384", "--init", first, "--out", tmp_path / "hop384")
+    assert r.returncode == 0, r.stderr
+    ck = load_checkpoint(tmp_path / "hop384" / "last.safetensors")
+    assert (ck.preset.name, ck.preset.hop, ck.preset.fullband) == ("jansson2017-hop384", 384, "bandlimited")
+    assert ck.training["init"]["sha256"] == hashlib.sha256(first.read_bytes()).hexdigest()
