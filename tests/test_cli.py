@@ -161,6 +161,20 @@ def test_shipped_default_model_separates(tmp_path, song_wav):
     assert r.returncode == 0 and "target:        vocals" in r.stdout and "target:        accompaniment" in r.stdout
 
 
+def test_shipped_fine_model_separates(tmp_path, song_wav):
+    """The "fine" pair (the paper's networks at half the hop) runs by name, with its own preset."""
+    from vocalsep.models import available_models
+
+    if "fine" not in available_models():
+        pytest.skip("no fine model is installed in this build")
+    r = run("separate", song_wav, "-o", tmp_path / "out", "-m", "fine", "--stems", "accompaniment")
+    assert r.returncode == 0, r.stderr
+    y, sr = sf.read(tmp_path / "out" / "song" / "accompaniment.wav", always_2d=True)
+    assert sr == 22050 and y.shape == (synth_song().shape[1], 2) and np.abs(y).max() > 0.01
+    r = run("info", "fine")
+    assert r.returncode == 0 and "jansson2017-hop384" in r.stdout and "bandlimited" in r.stdout
+
+
 def test_entry_exits_with_mains_code_after_flushing(monkeypatch):
     """The console script ends with os._exit (skipping the interpreter's slow clean-up):
     with main's exit code, and only after the streams are flushed."""
@@ -192,3 +206,18 @@ def test_entry_exits_with_mains_code_after_flushing(monkeypatch):
         cli.entry()
     assert exc.value.code == ("os._exit", 3)
     assert flushed and "written before the exit" in flushed[-1]
+
+
+def test_a_closed_stdout_pipe_ends_quietly(monkeypatch, capsys):
+    """vocalsep info default | head: the reader leaves early; no traceback, the shell's code for SIGPIPE."""
+    import io
+
+    from vocalsep import cli
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli.sys, "stdout", ClosedPipe())
+    assert cli.main(["models"]) == 141
+    assert "Traceback" not in capsys.readouterr().err
