@@ -610,8 +610,8 @@ _STAGE_LABELS = {
     "decode": "decode (MP3 -> float, 1 block per MP3 frame)",
     "analyse": "glue",
     "resample": "resample (soxr HQ)",
-    "stft_low": "STFT 1024/768 @ 8192 Hz",
-    "istft_low": "inverse STFT 1024/768 @ 8192 Hz",
+    "stft_low": "STFT {n_fft}/{hop} @ {rate} Hz",
+    "istft_low": "inverse STFT {n_fft}/{hop} @ {rate} Hz",
     "magnitude": "magnitude",
     "stft_full": "STFT (full band) @ input rate",
     "istft_full": "inverse STFT (full band) @ input rate",
@@ -679,6 +679,7 @@ def stage_breakdown(sep, path: str, seconds: float) -> dict:
         g = group(context, name)
         grouped[g] += v
         label = name if name.startswith("model: ") else _STAGE_LABELS.get(name, name)
+        label = label.format(n_fft=sep.preset.n_fft, hop=sep.preset.hop, rate=sep.preset.sample_rate)
         prefix = {"resample + STFT analysis": "analysis: ", "full-band synthesis / iSTFT": "synthesis: "}.get(g, "")
         fine[prefix + label] = fine.get(prefix + label, 0.0) + v
     rest = total - sum(st.excl.values())  # overlap-add, peak check, the generator glue in separate_file
