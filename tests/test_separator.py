@@ -378,3 +378,46 @@ def test_shifts_choose_the_bandlimited_rule_unless_told():
     assert Separator(make_models(TINY), TINY).front.fullband == "interpolate"
     assert Separator(make_models(TINY), TINY, SeparationOptions(shifts=3)).front.fullband == "bandlimited"
     assert Separator(make_models(TINY), TINY, SeparationOptions(shifts=3, fullband="interpolate")).front.fullband == "interpolate"
+
+
+STEREO_TINY = Preset(name="tiny-stereo", sample_rate=22050, n_fft=1024, hop=256, bins=512, patch_frames=64,
+                     unet=UNetConfig(in_channels=2, out_channels=2, channels=(4, 8, 16)), fullband="bandlimited",
+                     channel_mode="stereo", segment_frames=256)
+
+
+@pytest.mark.parametrize("iterations", [0, 1, 2])
+def test_wiener_filter_stems_add_up_to_the_mixture(iterations):
+    pytest.importorskip("norbert")
+    models = make_models(STEREO_TINY)
+    x = synth_song(2.0, 22050)
+    opts = SeparationOptions(wiener=iterations, high_band="one")  # "one": the band above the model goes to both stems
+    out = Separator(models, STEREO_TINY, opts).separate(x, 22050)
+    base = Separator(models, STEREO_TINY, SeparationOptions(high_band="one")).separate(x, 22050)
+    # below the modelled band the filter's stems add up to the mixture, as its masks do
+    from vocalsep.spectral import STFT
+
+    stft = STFT(1024, 256)
+    total = stft.forward(out["vocals"] + out["accompaniment"])[:, :500]
+    mix = stft.forward(torch.from_numpy(x))[:, :500]
+    assert snr(mix.abs().numpy(), total.abs().numpy()) > 40
+    assert not torch.allclose(out["vocals"], base["vocals"], atol=1e-4)
+
+
+def test_wiener_masks_without_iterations_are_the_ratio_mask_of_the_outputs():
+    pytest.importorskip("norbert")
+    from vocalsep.separator import wiener_masks
+
+    g = torch.Generator().manual_seed(0)
+    spec = torch.randn(2, 16, 12, dtype=torch.complex64, generator=g)
+    outs = {"vocals": torch.rand(2, 16, 12, generator=g), "accompaniment": torch.rand(2, 16, 12, generator=g)}
+    m = wiener_masks(spec, outs, 0)
+    soft = outs["vocals"] / (outs["vocals"] + outs["accompaniment"])
+    torch.testing.assert_close(m["vocals"].real, soft, atol=1e-4, rtol=1e-3)
+    torch.testing.assert_close(m["vocals"] + m["accompaniment"], torch.ones_like(m["vocals"]), atol=1e-4, rtol=1e-4)
+
+
+def test_wiener_option_is_checked():
+    with pytest.raises(ConfigError, match="wiener"):
+        SeparationOptions(wiener=-1)
+    with pytest.raises(ConfigError, match="bandlimited"):
+        Separator(make_models(TINY), TINY, SeparationOptions(wiener=1, fullband="interpolate"))

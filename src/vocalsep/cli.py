@@ -56,6 +56,16 @@ def _shifts(text: str) -> int:
     return v
 
 
+def _wiener(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if not 0 <= v <= 10:
+        raise argparse.ArgumentTypeError(f"--wiener must be a whole number of EM iterations from 0 to 10, not {text!r}")
+    return v
+
+
 def _jobs(text: str) -> int:
     v = int(text)
     if v < 1:
@@ -102,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="separate each segment N times, delayed by 1/N of the model's hop each time, and average the stems: "
                    "3 scored +0.3 to +0.4 dB NSDR on held-out songs for 2 to 3 times the time; with N > 1 the full-band rule "
                    "is bandlimited unless --fullband says otherwise (default: 1, the fastest)")
+    p.add_argument("--wiener", type=_wiener, default=None, metavar="N",
+                   help="refine the two networks' stems with a multichannel Wiener filter and N EM iterations (norbert, as "
+                   "Open-Unmix does; needs the bandlimited full-band rule and pip install 'vocalsep[wiener]') (default: off)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None,
                    help="number format of the networks: bf16 is faster on CPUs with bfloat16 instructions and changes the stems "
                    "slightly; auto: bf16 where the CPU has them (default: the model's preset's: fp32 for jansson2017, auto for spleeter)")
@@ -120,12 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", parents=[common], help="train a U-Net for one target", description="Train a U-Net (or the paper's baseline) for one target. "
                        "Data-parallel: torchrun --nproc-per-node N $(which vocalsep) train ...")
-    p.add_argument("--data", required=True, metavar="PATH", help="dataset folder, .stem.mp4 file or pair manifest (.csv)")
+    p.add_argument("--data", required=True, metavar="PATH",
+                   help="dataset folder, .stem.mp4 file or pair manifest (.csv); with --recipe, the data folder its paths start from")
     p.add_argument("--dataset", choices=["mir1k", "stems", "musdb", "pairs"], default=None, help="dataset layout (default: guessed from PATH)")
+    p.add_argument("--recipe", default=None, metavar="FILE.json",
+                   help="a training mixture of several sources and their shares (docs/training.md); needed by stereo presets")
+    p.add_argument("--patch-frames", type=int, default=None, metavar="N", help="frames per training patch with --recipe (default: the preset's)")
     p.add_argument("--target", choices=["vocals", "accompaniment"], default="vocals")
     p.add_argument("--preset", default="jansson2017",
-                   help="signal-processing preset: jansson2017 (the paper's: 8192 Hz, window 1024, hop 768) or jansson2017-hop384 "
-                   "(the same with half the hop; the 'fine' model) (default: jansson2017)")
+                   help="signal-processing preset: jansson2017 (the paper's: 8192 Hz, window 1024, hop 768), jansson2017-hop384 "
+                   "(the same with half the hop) or spleeter (44.1 kHz stereo, Spleeter's network; with --recipe) (default: jansson2017)")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder: checkpoints, metrics.csv, split.json")
     p.add_argument("--no-skip", dest="skip", action="store_false", help="train the paper's baseline (no skip connections)")
     p.add_argument("--channels", type=lambda t: tuple(int(c) for c in t.split(",")), default=None, help="override the U-Net channels, e.g. 8,16,32")
@@ -166,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="probability that a patch is a shorter segment (3 s up to a patch) repeated to the patch's length, "
                         "as the separator pads short inputs (default 0: off)")
     p.add_argument("--init", default=None, metavar="MODEL",
-                   help="start from the weights of this model file (same network) instead of random ones: fine-tuning")
+                   help="start from the weights of this model (a file, a folder or a registered name such as spleeter:2stems: "
+                        "its network for --target; the same network) instead of random ones: fine-tuning")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads per process")
     p.add_argument("--workers", type=int, default=0, metavar="N",
@@ -350,6 +368,8 @@ def _separator_options(args):
         changes["pad"] = args.pad
     if args.shifts:
         changes["shifts"] = args.shifts
+    if getattr(args, "wiener", None) is not None:
+        changes["wiener"] = args.wiener
     return SeparationOptions(**changes, precision=args.precision)
 
 
@@ -530,7 +550,7 @@ def cmd_train(args) -> int:
 
     try:
         cfg = TrainConfig(
-            data=args.data, out=args.out, dataset=args.dataset, target=args.target, preset=args.preset, skip=args.skip,
+            data=args.data, out=args.out, dataset=args.dataset, recipe=args.recipe, patch_frames=args.patch_frames, target=args.target, preset=args.preset, skip=args.skip,
             channels=args.channels, dropout=args.dropout, input_norm=args.input_norm, target_rule=args.target_rule, loss=args.loss, precision=args.precision, device=args.device, batch_size=args.batch_size, lr=args.lr, lr_min=args.lr_min, ema=args.ema, schedule=args.schedule,
             warmup_steps=args.warmup_steps, steps=args.steps, epochs=args.epochs, time_budget=args.time_budget,
             steps_per_epoch=args.steps_per_epoch, valid_groups=args.valid_groups, valid_fraction=args.valid_fraction,

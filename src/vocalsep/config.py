@@ -77,6 +77,11 @@ class UNetConfig:
     # "same" padding, to out_channels masks through a sigmoid (Spleeter's).
     final: str = "deconv"
     bn_eps: float = 1e-5  # BatchNorm epsilon (PyTorch's default; TensorFlow's is 1e-3)
+    # True: BatchNorm normalises by each training batch's statistics and keeps running ones for
+    # separation (the paper's, PyTorch's); False: by its stored statistics in training too, so each
+    # BatchNorm is a learnt affine map.  Spleeter's networks were trained so: their stored
+    # statistics are the initial 0 and 1, and fine-tuning them with batch statistics breaks them.
+    batch_stats: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -228,6 +233,7 @@ SPLEETER = Preset(
         skip_tap="conv",  # skips and bottleneck carry the encoder's pre-BatchNorm conv output
         final="dilated_conv",  # last deconv to 1 channel, then a 4x4 dilated conv to 2 sigmoid masks
         bn_eps=1e-3,  # TensorFlow's BatchNorm epsilon
+        batch_stats=False,  # its BatchNorm statistics are 0 and 1: trained as fixed affine maps
     ),
     # one network per stem, masks from the squared *outputs* (mask x mixture):
     # (out^2 + eps/2) / (out_v^2 + out_a^2 + eps); paper: each mask on its own
@@ -260,9 +266,26 @@ JANSSON2017_HOP384 = Preset(
     fullband="bandlimited",  # jansson2017: interpolate
 )
 
+# The paper's U-Net on a full-rate stereo spectrogram: Spleeter's STFT resolution (44.1 kHz, window
+# 4096, hop 1024, the lowest 1024 bins: 0-11 kHz) with the paper's layers, the two channels of a
+# stereo signal as the network's two input channels (and its two masks).
+JANSSON2017_44K = Preset(
+    name="jansson2017-44k",
+    sample_rate=44100,  # paper: 8192 Hz
+    n_fft=4096,  # paper: 1024
+    hop=1024,  # paper: 768
+    bins=1024,  # 0-11 kHz; paper: 512 bins, 0-4 kHz
+    patch_frames=256,  # 5.9 s
+    unet=UNetConfig(in_channels=2, out_channels=2),
+    fullband="bandlimited",  # the masks apply to the STFT they came from
+    segment_frames=1280,  # 30 s
+    channel_mode="stereo",
+)
+
 PRESETS: dict[str, Preset] = {
     "jansson2017": Preset(),
     "jansson2017-hop384": JANSSON2017_HOP384,
+    "jansson2017-44k": JANSSON2017_44K,
     "spleeter": SPLEETER,
 }
 

@@ -183,6 +183,16 @@ class UNet(nn.Module):
                 layers.append(nn.Dropout(spec.dropout))
             (self.encoder if spec.kind == "conv" else self.decoder).append(nn.Sequential(*layers))
 
+    def train(self, mode: bool = True) -> "UNet":
+        """Training mode; with ``config.batch_stats`` False the BatchNorm layers stay in evaluation
+        mode (their stored statistics), while their scale and shift still learn."""
+        super().train(mode)
+        if mode and not self.config.batch_stats:
+            for m in self.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.eval()
+        return self
+
     def forward(self, mag: torch.Tensor) -> torch.Tensor:
         if mag.dim() != 4:
             raise ValueError(f"expected (batch, channels, bins, frames), got shape {tuple(mag.shape)}")

@@ -149,6 +149,9 @@ class SeparationOptions:
     # framings per segment: the segment is separated ``shifts`` times, delayed by 0, 1/shifts, ...
     # of the model's hop, and the stems averaged (module docstring); 1 keeps the speed target
     shifts: int = 1
+    # None: the masks of combine; N >= 0: a multichannel Wiener filter (norbert) of the two networks'
+    # output spectrograms with N EM iterations instead (needs both models and the bandlimited rule)
+    wiener: int | None = None
 
     def __post_init__(self) -> None:
         if self.fullband is not None and self.fullband not in FULLBAND_RULES:
@@ -169,6 +172,8 @@ class SeparationOptions:
             raise ConfigError(f"shifts must be a whole number from 1 to 16, not {self.shifts!r}")
         if self.precision is not None and self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+        if self.wiener is not None and (not isinstance(self.wiener, int) or isinstance(self.wiener, bool) or not 0 <= self.wiener <= 10):
+            raise ConfigError(f"wiener must be a whole number of EM iterations from 0 to 10, not {self.wiener!r}")
 
 
 def combine_masks(masks: Mapping[str, torch.Tensor], rule: str, eps: float = 1e-10) -> dict[str, torch.Tensor]:
@@ -197,6 +202,28 @@ def combine_masks(masks: Mapping[str, torch.Tensor], rule: str, eps: float = 1e-
         total = (v2 + a2).add_(eps)
         out = {"vocals": v2.add_(eps / 2).div_(total), "accompaniment": a2.add_(eps / 2).div_(total)}
     return {t: out[t] for t in masks}
+
+
+def wiener_masks(spec: torch.Tensor, outputs: Mapping[str, torch.Tensor], iterations: int) -> dict[str, torch.Tensor]:
+    """Complex masks ``{stem: (channels, bins, frames)}`` of a multichannel Wiener filter.
+
+    ``spec`` is the mixture's complex STFT on the modelled bins ``(channels, bins, frames)`` and
+    ``outputs`` each stem's output spectrogram (mask x mixture magnitude) of the same shape.
+    norbert's ``wiener`` (Open-Unmix's filter) starts from their ratio mask and refines it with
+    ``iterations`` EM iterations, and returns complex stems ``y``; the mask is ``y / spec``.
+    """
+    try:
+        import norbert
+    except ImportError:
+        raise ConfigError("the Wiener filter needs the norbert package: pip install 'vocalsep[wiener]'") from None
+    names = list(outputs)
+    v = np.stack([outputs[t].float().cpu().numpy() for t in names], axis=-1).transpose(2, 1, 0, 3)  # frames, bins, ch, src
+    x = spec.cpu().numpy().transpose(2, 1, 0)  # frames, bins, ch
+    y = norbert.wiener(v.astype(np.float64), x.astype(np.complex128), iterations=iterations, use_softmask=True)
+    xc = np.conj(x)[..., None]
+    power = (np.abs(x) ** 2)[..., None]
+    m = np.where(power > 0, y * xc / np.maximum(power, 1e-30), 0).astype(np.complex64)  # frames, bins, ch, src
+    return {t: torch.from_numpy(np.ascontiguousarray(m[..., i].transpose(2, 1, 0))).to(spec.device) for i, t in enumerate(names)}
 
 
 def wrap_frames(x: torch.Tensor, frames: int) -> torch.Tensor:
@@ -263,6 +290,8 @@ class SpectralFrontEnd:
             # docs/training.md, "Round 11"); interpolation's smoothing is what one framing needs
             self.fullband = "bandlimited"
         self.high_band = options.high_band or preset.high_band
+        if options.wiener is not None and self.fullband != "bandlimited":
+            raise ConfigError("the Wiener filter needs the bandlimited full-band rule (--fullband bandlimited)")
         self.low_stft = SpleeterSTFT(preset.n_fft, preset.hop) if preset.framing == "spleeter" else STFT(preset.n_fft, preset.hop)
         # frames of the model's grid before the one centred on sample 0 (Spleeter's framing: 2)
         self.lead = getattr(self.low_stft, "lead", 0)
@@ -349,7 +378,8 @@ class SpectralFrontEnd:
         out[..., :bins, :] = mask
         if self.high_band == "edge":
             k = max(1, round(self.options.edge_hz / (p.sample_rate / p.n_fft)))
-            out[..., bins:, :] = mask[..., bins - k :, :].mean(dim=-2, keepdim=True)
+            top = mask[..., bins - k :, :]
+            out[..., bins:, :] = (top.abs() if top.is_complex() else top).mean(dim=-2, keepdim=True)
         else:
             out[..., bins:, :] = 1.0 if self.high_band == "one" else 0.0
         return out
@@ -403,7 +433,8 @@ class SpectralFrontEnd:
         if self.high_band == "one":
             return np.ones((1, n), np.float32)
         k = max(1, int(round(o.edge_hz / (p.sample_rate / p.n_fft))))
-        per_frame = mask[:, -k:, :].mean(dim=1)  # (channels, frames)
+        top = mask[:, -k:, :]
+        per_frame = (top.abs() if top.is_complex() else top).mean(dim=1)  # (channels, frames)
         positions = torch.arange(n, dtype=torch.float64, device=per_frame.device) * (p.sample_rate / (p.hop * sample_rate))
         return lerp_axis(per_frame, positions, 1).cpu().numpy()
 
@@ -529,7 +560,10 @@ class Separator:
         inp = front.model_input(mag)
         nets = self._networks()
         raw = {t: front.model_masks(nets[t](inp), spec.shape[-1]) for t in targets}
-        masks = combine_masks(front.combine_inputs(raw, mag, rule), rule)
+        if self.options.wiener is not None and len(targets) == 2:
+            masks = wiener_masks(spec[:, : self.preset.bins], {t: m.float() * mag for t, m in raw.items()}, self.options.wiener)
+        else:
+            masks = combine_masks(front.combine_inputs(raw, mag, rule), rule)
         if rule != "independent" and not complement and other in self.models:
             masks = {t: masks[t] for t in stems}  # synthesise only the stems asked for
         rest = other if other in stems and other not in masks else None

@@ -243,5 +243,8 @@ def interpolate_mask(
 
 
 def apply_mask(spec: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``spec * mask`` for a complex ``spec`` and a real ``mask``, without promoting the mask to complex."""
+    """``spec * mask`` for a complex ``spec`` and a real ``mask`` (without promoting the mask to
+    complex) or a complex one."""
+    if mask.is_complex():
+        return spec * mask
     return torch.view_as_complex(torch.view_as_real(spec) * mask.unsqueeze(-1))

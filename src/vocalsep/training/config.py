@@ -60,6 +60,10 @@ class TrainConfig:
     data: str
     out: str
     dataset: str | None = None  # mir1k | stems | musdb | pairs; None: guessed from the path
+    # a training-mixture recipe (JSON, vocalsep.data.recipe): its sources' paths are relative to ``data``,
+    # which is then the data folder; needed by presets with stereo networks
+    recipe: str | None = None
+    patch_frames: int | None = None  # frames per training patch; None: the preset's (recipes only)
     target: str = "vocals"
     preset: str = "jansson2017"
     skip: bool = True  # False: the paper's baseline (no skip connections)
@@ -112,8 +116,14 @@ class TrainConfig:
         if self.target not in TARGETS:
             raise ConfigError(f"target must be one of {TARGETS}")
         preset = get_preset(self.preset)
-        if preset.channel_mode != "batch" or preset.framing != "center":
-            raise ConfigError(f"preset {self.preset!r} is for running imported models; training needs a mono-input preset such as jansson2017")
+        if self.recipe is None and (preset.channel_mode != "batch" or preset.framing != "center"):
+            raise ConfigError(f"preset {self.preset!r} trains from a recipe of sources (--recipe); "
+                              "without one, choose a mono-input preset such as jansson2017")
+        if self.patch_frames is not None:
+            if self.recipe is None:
+                raise ConfigError("patch_frames is for recipe training (--recipe); other data use the preset's patch")
+            if self.patch_frames < preset.unet.multiple:
+                raise ConfigError(f"patch_frames must be at least {preset.unet.multiple} (the U-Net's frame multiple)")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError("dropout must be in [0, 1)")
         if self.input_norm is not None and self.input_norm not in NORMALIZATIONS:

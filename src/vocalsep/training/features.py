@@ -196,6 +196,11 @@ class PatchSampler:
                 Y[k] = wrap_frames(Y[k, :, :f], frames)
         return X.unsqueeze(1), Y.unsqueeze(1), w
 
+    @staticmethod
+    def features(X: torch.Tensor, Y: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The batch as the loss takes it: :meth:`batch` already returns (X, Y, w)."""
+        return X, Y, w
+
     def _short_samples(self, rng: np.random.Generator) -> int:
         """The length of a short segment (``Augment.wrap_short``): uniform in frames, from
         ``SHORT_MIN_FRAMES`` to one frame less than a patch."""

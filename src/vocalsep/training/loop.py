@@ -32,6 +32,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import logging
@@ -57,12 +58,14 @@ from ..model import UNet
 from ..separator import SeparationOptions, Separator
 from .config import TrainConfig
 from .features import CachedTrack, PatchSampler, load_cached
+from .mix import MixSampler, MixTrack, load_recipe
 
 log = logging.getLogger(__name__)
 
 _KILL_AT = int(os.environ["VOCALSEP_TEST_KILL_AT_STEP"]) if os.environ.get("VOCALSEP_TEST_KILL_AT_STEP") else None
 
-METRIC_FIELDS = ["step", "epoch", "train_loss", "valid_loss", "valid_nsdr", "valid_sdr", "lr", "patches_per_s", "train_seconds", "wall"]
+METRIC_FIELDS = ["step", "epoch", "train_loss", "valid_loss", "valid_nsdr", "valid_sdr", "lr", "patches_per_s", "train_seconds", "wall",
+                 "valid_by_source"]
 
 
 def make_preset(cfg: TrainConfig) -> Preset:
@@ -221,6 +224,25 @@ def _valid_patches(tracks: list[CachedTrack], preset: Preset, target: str, seed:
     return [sampler.batch(i, 4) for i in range(max(1, count // 4))]
 
 
+def resolve_init(spec: str, target: str) -> str:
+    """The model file that ``--init`` names for ``target``: a file as it is; a folder or a registered
+    name (``spleeter:2stems``) gives its checkpoint of ``target``."""
+    from ..checkpoint import read_metadata
+    from ..errors import ModelError
+    from ..models import resolve_model
+
+    if Path(spec).is_file():
+        return spec
+    try:
+        _, files = resolve_model(spec)
+    except ModelError as exc:
+        raise ConfigError(f"--init {spec}: {exc}") from None
+    for f in files:
+        if read_metadata(f).get("vocalsep.target") == target:
+            return str(f)
+    raise ConfigError(f"--init {spec}: it holds no model of the target {target!r}")
+
+
 def _load_initial_weights(model: UNet, path: str, preset: Preset) -> None:
     """Copy the weights of the model file ``path`` (``TrainConfig.init``) into ``model``; the
     file's network must be the one being trained."""
@@ -231,7 +253,7 @@ def _load_initial_weights(model: UNet, path: str, preset: Preset) -> None:
         ckpt = load_checkpoint(path)
     except (OSError, ModelError) as exc:
         raise ConfigError(f"--init {path}: {exc}") from None
-    if ckpt.preset.unet != preset.unet:
+    if replace(ckpt.preset.unet, dropout=preset.unet.dropout) != preset.unet:
         raise ConfigError(f"--init {path}: its network ({ckpt.preset.unet}) is not the one being trained ({preset.unet})")
     current = model.state_dict()
     model.load_state_dict({k: v.to(current[k].dtype) for k, v in ckpt.model.state_dict().items()}, strict=True)
@@ -307,6 +329,99 @@ def validate(model: UNet, preset: Preset, target: str, tracks: list[CachedTrack]
     }
 
 
+def plain_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """``10 log10(sum reference^2 / sum (reference - estimate)^2)`` over all channels and samples, in dB
+    (the global SDR of the MDX challenges: no projection, no windows)."""
+    ref = reference.astype(np.float64)
+    err = ref - estimate.astype(np.float64)
+    return float(10 * np.log10((np.sum(ref**2) + 1e-10) / (np.sum(err**2) + 1e-10)))
+
+
+@torch.no_grad()
+def validate_mix(model: UNet, preset: Preset, target: str, tracks: list[MixTrack], patches, seconds: float | None) -> dict[str, Any]:
+    """Validation loss on fixed patches, and the target's global SDR on whole validation tracks through the real
+    separator: ``valid_sdr`` the mean over tracks, ``valid_nsdr`` the mean improvement over the mixture itself,
+    ``valid_by_source`` the mean SDR per recipe source."""
+    model.eval()
+    dev = next(model.parameters()).device
+    losses = [masked_l1(model(X.to(dev)), X.to(dev), Y.to(dev), w.to(dev)).item() for X, Y, w in patches]
+    # a copy: the separator may convert its networks (memory format, precision) inside inference mode
+    sep = Separator({target: copy.deepcopy(model)}, preset, SeparationOptions(), device=dev)
+    sdrs, gains, by_source = [], [], {}
+    for t in tracks:
+        if target not in t.parts or len(t.parts) < 2:
+            continue
+        n = t.samples if seconds is None else min(t.samples, int(seconds * preset.sample_rate))
+        mix, ref = t.mixture()[:, :n], None
+        ref = t.get(target, mix.shape[0])[:, :n]
+        if not np.any(ref) or not np.any(mix - ref):
+            continue
+        est = sep.separate(mix, preset.sample_rate)[target].numpy()
+        sdr = plain_sdr(ref, est)
+        sdrs.append(sdr)
+        gains.append(sdr - plain_sdr(ref, mix))
+        by_source.setdefault(t.source, []).append(sdr)
+    model.train()
+    return {
+        "valid_loss": float(np.mean(losses)) if losses else float("nan"),
+        "valid_nsdr": float(np.mean(gains)) if gains else float("nan"),
+        "valid_sdr": float(np.mean(sdrs)) if sdrs else float("nan"),
+        "valid_by_source": json.dumps({k: round(float(np.mean(v)), 4) for k, v in sorted(by_source.items())}),
+    }
+
+
+def _open_data(cfg: TrainConfig, preset: Preset, cache_dir: Path, dist: "_Dist"):
+    """(sampler, validation tracks, validation patches, validate function, split facts) for ``cfg``'s data."""
+    if cfg.recipe:
+        from ..data.recipe import Recipe
+
+        recipe = Recipe.load(cfg.recipe)
+        if dist.rank == 0:
+            train_by_source, valid = load_recipe(recipe, Path(cfg.data), preset.sample_rate, cache_dir, cfg.seed)
+        dist.barrier()
+        if dist.rank != 0:
+            train_by_source, valid = load_recipe(recipe, Path(cfg.data), preset.sample_rate, cache_dir, cfg.seed)
+            valid = []
+        sampler = MixSampler(train_by_source, recipe, preset, cfg.target, cfg.patch_frames or preset.patch_frames,
+                             seed=cfg.seed, rank=dist.rank, target_rule=cfg.target_rule)
+        train = [t for ts in train_by_source.values() for t in ts]
+        split = {
+            "dataset": "recipe",
+            "data": str(cfg.data),
+            "recipe": recipe.to_dict(),
+            "train_groups": sorted({t.group for t in train}),
+            "valid_groups": sorted({t.group for t in valid}),
+            "train_tracks": [t.name for t in train],
+            "valid_tracks": [t.name for t in valid],
+            "train_hours": sum(t.samples for t in train) / preset.sample_rate / 3600,
+            "train_hours_by_source": {k: round(sum(t.samples for t in v) / preset.sample_rate / 3600, 3) for k, v in train_by_source.items()},
+        }
+        patches = sampler.valid_patches(valid) if dist.rank == 0 and valid else []
+        return sampler, valid, patches, validate_mix, split
+    dataset = open_dataset(cfg.data, cfg.dataset)
+    train_tracks, valid_tracks = split_tracks(dataset.tracks, cfg.valid_groups or None, cfg.valid_fraction, cfg.seed)
+    # rank 0 fills the cache first, the others then read it
+    if dist.rank == 0:
+        train = [load_cached(t, preset.sample_rate, cache_dir) for t in train_tracks]
+        valid = [load_cached(t, preset.sample_rate, cache_dir) for t in valid_tracks]
+    dist.barrier()
+    if dist.rank != 0:
+        train = [load_cached(t, preset.sample_rate, cache_dir) for t in train_tracks]
+        valid = []
+    split = {
+        "dataset": type(dataset).__name__,
+        "data": str(cfg.data),
+        "train_groups": sorted({t.group for t in train_tracks}),
+        "valid_groups": sorted({t.group for t in valid_tracks}),
+        "train_tracks": [t.name for t in train_tracks],
+        "valid_tracks": [t.name for t in valid_tracks],
+        "train_hours": sum(t.samples for t in train) / preset.sample_rate / 3600,
+    }
+    sampler = PatchSampler(train, preset, cfg.target, cfg.augment, seed=cfg.seed, rank=dist.rank, target_rule=cfg.target_rule)
+    patches = _valid_patches(valid, preset, cfg.target, cfg.seed, target_rule=cfg.target_rule) if dist.rank == 0 and valid else []
+    return sampler, valid, patches, validate, split
+
+
 def fit(config: TrainConfig) -> dict[str, Any]:
     """Train one model; returns a summary (also written to ``OUT/summary.json``)."""
     cfg = config
@@ -324,45 +439,28 @@ def fit(config: TrainConfig) -> dict[str, Any]:
     cache_dir.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
-    dataset = open_dataset(cfg.data, cfg.dataset)
-    train_tracks, valid_tracks = split_tracks(dataset.tracks, cfg.valid_groups or None, cfg.valid_fraction, cfg.seed)
-    # rank 0 fills the cache first, the others then read it
-    if dist.rank == 0:
-        train = [load_cached(t, preset.sample_rate, cache_dir) for t in train_tracks]
-        valid = [load_cached(t, preset.sample_rate, cache_dir) for t in valid_tracks]
-    dist.barrier()
-    if dist.rank != 0:
-        train = [load_cached(t, preset.sample_rate, cache_dir) for t in train_tracks]
-        valid = []
+    sampler, valid, patches, validate_fn, split = _open_data(cfg, preset, cache_dir, dist)
     data_seconds = time.perf_counter() - t0
-    split = {
-        "dataset": type(dataset).__name__,
-        "data": str(cfg.data),
-        "train_groups": sorted({t.group for t in train_tracks}),
-        "valid_groups": sorted({t.group for t in valid_tracks}),
-        "train_tracks": [t.name for t in train_tracks],
-        "valid_tracks": [t.name for t in valid_tracks],
-        "train_hours": sum(t.samples for t in train) / preset.sample_rate / 3600,
-    }
-    sampler = PatchSampler(train, preset, cfg.target, cfg.augment, seed=cfg.seed, rank=dist.rank, target_rule=cfg.target_rule)
     steps_per_epoch = cfg.steps_per_epoch or max(1, math.ceil(sampler.total_samples / sampler.patch_samples / cfg.batch_size / dist.world))
     total_steps = cfg.steps if cfg.steps is not None else (math.ceil(cfg.epochs * steps_per_epoch) if cfg.epochs else None)
     valid_every = cfg.valid_every or steps_per_epoch
 
     torch.manual_seed(cfg.seed)
     model = UNet(preset.unet).to(dev)
-    if cfg.init and not (cfg.resume and state_path.exists()):
-        _load_initial_weights(model, cfg.init, preset)
+    init_path = resolve_init(cfg.init, cfg.target) if cfg.init else None
+    if init_path and not (cfg.resume and state_path.exists()):
+        _load_initial_weights(model, init_path, preset)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     ema = _ema_copy(model) if cfg.ema > 0 else None
     step, best, train_seconds = 0, -math.inf, 0.0
-    initial = init_facts(cfg.init) if cfg.init and dist.rank == 0 and not (cfg.resume and state_path.exists()) else None
+    initial = init_facts(init_path) if init_path and dist.rank == 0 and not (cfg.resume and state_path.exists()) else None
     if cfg.resume and state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         saved_cfg = json.loads(state["config"])
-        for key, default in (("target_rule", "magnitude"), ("ema", 0.0), ("loss", "l1")):
+        for key, default in (("target_rule", "magnitude"), ("ema", 0.0), ("loss", "l1"), ("recipe", None), ("patch_frames", None)):
             saved_cfg.setdefault(key, default)  # runs from before the option
-        for key in ("data", "target", "preset", "skip", "channels", "dropout", "input_norm", "batch_size", "seed", "target_rule", "ema", "loss"):
+        for key in ("data", "target", "preset", "skip", "channels", "dropout", "input_norm", "batch_size", "seed", "target_rule", "ema", "loss",
+                    "recipe", "patch_frames"):
             have = list(saved_cfg[key]) if isinstance(saved_cfg.get(key), list) else saved_cfg.get(key)
             want = list(cfg.to_dict()[key]) if isinstance(cfg.to_dict()[key], tuple) else cfg.to_dict()[key]
             if have != want:
@@ -386,7 +484,6 @@ def fit(config: TrainConfig) -> dict[str, Any]:
     if dist.rank == 0:
         (out / "config.json").write_text(cfg.to_json())
         (out / "split.json").write_text(json.dumps(split, indent=1))
-        patches = _valid_patches(valid, preset, cfg.target, cfg.seed, target_rule=cfg.target_rule) if valid else []
     metrics_path = out / "metrics.csv"
     if dist.rank == 0 and not metrics_path.exists():
         with open(metrics_path, "w", newline="") as f:
@@ -441,7 +538,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
         ts = time.perf_counter()
         for g in optimiser.param_groups:
             g["lr"] = lr_at(cfg, step, total_steps)
-        X, Y, w = (t.to(dev, non_blocking=True) for t in next(batches))
+        X, Y, w = sampler.features(*(t.to(dev, non_blocking=True) for t in next(batches)))
         td = time.perf_counter()
         torch.manual_seed((cfg.seed * 1_000_003 + dist.rank * 7919 + step) % (2**63))
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
@@ -478,7 +575,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
                 row = {"step": step, "epoch": round(step / steps_per_epoch, 3), "train_loss": float(f"{train_loss:.6g}"),
                        "lr": lr_at(cfg, step - 1, total_steps), "patches_per_s": round(rate, 2),
                        "train_seconds": round(train_seconds, 1), "wall": round(time.perf_counter() - t0, 1)}
-                row.update(validate(ema if ema is not None else model, preset, cfg.target, valid, patches, cfg.valid_seconds) if valid else
+                row.update(validate_fn(ema if ema is not None else model, preset, cfg.target, valid, patches, cfg.valid_seconds) if valid else
                            {"valid_loss": float("nan"), "valid_nsdr": float("nan"), "valid_sdr": float("nan")})
                 score = row["valid_nsdr"] if not math.isnan(row["valid_nsdr"]) else -row["valid_loss"] if not math.isnan(row["valid_loss"]) else -train_loss
                 is_best = score > best
