@@ -140,9 +140,9 @@ def add_listen_parser(sub, common: argparse.ArgumentParser) -> argparse.Argument
 
 def _need(step: str, *modules: str) -> None:
     """One clear line instead of a traceback when the ``listen`` extra is not installed."""
-    import importlib.util
+    from .._webapp import missing_modules
 
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    missing = missing_modules(*modules)
     if missing:
         from ..errors import ConfigError
 

@@ -41,9 +41,9 @@ import logging
 import math
 import re
 import secrets
-import threading
 from pathlib import Path
 
+from .._webapp import LOOPBACK, BackgroundServer, security_headers, url_host  # noqa: F401 - BackgroundServer: serve a study from Python
 from ..errors import ConfigError
 from .store import Conflict, Store, StudyFull
 from .study import (
@@ -259,10 +259,7 @@ def create_app(study_dir: str | Path, *, db: str | Path | None = None, admin_tok
 
     @app.after_request
     def headers(resp):
-        resp.headers["Content-Security-Policy"] = _CSP
-        resp.headers["X-Content-Type-Options"] = "nosniff"
-        resp.headers["Referrer-Policy"] = "no-referrer"
-        resp.headers["X-Frame-Options"] = "DENY"
+        security_headers(resp, _CSP)
         if request.path.startswith("/api/") or request.path in ("/", "/admin"):
             resp.headers["Cache-Control"] = "no-store"
         return resp
@@ -296,47 +293,6 @@ def progress(study: Study, store: Store) -> dict:
     }
 
 
-class BackgroundServer:
-    """The app served by waitress in a background thread (tests, notebooks): ``url``, ``stop()``."""
-
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, threads: int = 8):
-        from waitress.server import create_server
-
-        self.server = create_server(app, host=host, port=port, threads=threads, ident="vocalsep", asyncore_loop_timeout=0.2,
-                                    connection_limit=1000, channel_timeout=30)
-        self.url = f"http://{_url_host(self.server.effective_host)}:{self.server.effective_port}/"
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="vocalsep-listen", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.server.run()
-        except (OSError, ValueError):
-            if not self._stopping:
-                raise
-
-    def stop(self) -> None:
-        """Finish the requests being served, then close every connection and the listening socket."""
-        self._stopping = True
-        self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=10)
-        for channel in list(self.server._map.values()):
-            if channel is not self.server and channel is not self.server.trigger:
-                channel.handle_close()
-        self.server.close()
-        self._thread.join(timeout=10)
-
-    def __enter__(self) -> BackgroundServer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
 def serve(study_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, db: str | Path | None = None,
           admin_token: str | None = None, threads: int = 8, announce=print) -> None:
     """Serve a study until interrupted (Ctrl-C)."""
@@ -348,13 +304,13 @@ def serve(study_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, d
         server = create_server(app, host=host, port=port, threads=threads, ident="vocalsep", connection_limit=1000)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    base = f"http://{_url_host(server.effective_host)}:{server.effective_port}/"
+    base = f"http://{url_host(server.effective_host)}:{server.effective_port}/"
     p = progress(study, app.config["STORE"])["participants"]
     announce(f"vocalsep: serving {study.title!r} ({len(study.items)} questions, {len(study.control_items)} of them controls) "
              f"from {study.root}; responses in {app.config['STORE'].path} ({p['started']} participants so far, {p['finished']} finished)")
     announce(f"vocalsep: participants: {base}")
     announce(f"vocalsep: admin page:   {base}admin#token={app.config['ADMIN_TOKEN']}")
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if host not in LOOPBACK:
         announce("vocalsep: reachable from other machines: put it behind HTTPS (a reverse proxy) for use over the internet")
     announce("vocalsep: press Ctrl-C to stop")
     try:

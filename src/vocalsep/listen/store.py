@@ -31,11 +31,10 @@ import hmac
 import json
 import secrets
 import sqlite3
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .._webapp import Database
 from ..errors import ConfigError
 from .study import Study, control_failures
 
@@ -92,64 +91,17 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class Store:
+class Store(Database):
     """The response database of one study (see the module documentation)."""
 
     def __init__(self, path: str | Path, *, create: bool = True):
-        self.path = Path(path)
+        super().__init__(path)
         self._code_secret: str | None = None
-        self._local = threading.local()
         if not create and not self.path.is_file():
             raise ConfigError(f"{self.path}: no responses yet (the server writes this file when it starts)")
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with self.transaction() as db:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-                version = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            self.close()
-            raise ConfigError(f"{self.path}: not a usable response database: {exc}") from None
-        if version != SCHEMA_VERSION:
-            raise ConfigError(f"{self.path}: response database version {version}; this vocalsep reads {SCHEMA_VERSION}")
-
-    def _connect(self) -> sqlite3.Connection:
-        """This thread's connection (made on first use and kept: closing the last connection to a WAL
-        database checkpoints it, which would cost a few fsyncs per answer)."""
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA busy_timeout = 60000")
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = FULL")
-            db.execute("PRAGMA foreign_keys = ON")
-            self._local.db = db
-        return db
-
-    def close(self) -> None:
-        """Close this thread's connection (others close when their threads end)."""
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
-
-    @contextmanager
-    def transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
-        """This thread's connection inside one transaction: committed when the block ends, rolled back on an exception."""
-        db = self._connect()
-        if db.in_transaction:
-            raise RuntimeError("Store transactions do not nest")
-        db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        self.create(_SCHEMA, SCHEMA_VERSION, "response database")
 
     # -- setup
 
