@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,6 +31,7 @@ from listen_support import (
     make_outputs,
     voice_span,
 )
+from server_process import start_server
 
 from vocalsep.errors import ConfigError
 from vocalsep.listen.prepare import (
@@ -617,29 +617,11 @@ def test_fifty_participants_at_once(small_study, tmp_path):
 
 def _serve_process(study: Path, db: Path, admin_token: str | None = None) -> tuple[subprocess.Popen, str]:
     """``serve`` in a process of its own (so that it can be killed); returns it and its address."""
-    import queue
-
     code = ("import sys; from vocalsep.listen.server import serve; "
             "serve(sys.argv[1], port=0, db=sys.argv[2], admin_token=(sys.argv[3] or None), "
             "announce=lambda s: print(s, flush=True))")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(study), str(db), admin_token or ""], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
-    seen = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=1)
-        except queue.Empty:
-            if proc.poll() is not None:
-                break
-            continue
-        seen.append(line)
-        if "participants: " in line:
-            return proc, line.split("participants: ", 1)[1].strip()
-    proc.kill()
-    raise AssertionError("the server did not start: " + "".join(seen))
+    return start_server([sys.executable, "-c", code, str(study), str(db), admin_token or ""], "participants: ",
+                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
 def test_killed_server_loses_nothing(small_study, tmp_path):

@@ -11,17 +11,9 @@ import argparse
 import shlex
 import sys
 
+from .._argtypes import count, port
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def _count(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return v
 
 
 def _count0(text: str) -> int:
@@ -64,16 +56,6 @@ def _system(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _port(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= v <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a port from 0 to 65535")
-    return v
-
-
 def add_listen_parser(sub, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add ``listen`` with its ``prepare``, ``serve`` and ``report`` steps to the subparsers ``sub``."""
     listen = sub.add_parser(
@@ -95,7 +77,7 @@ def add_listen_parser(sub, common: argparse.ArgumentParser) -> argparse.Argument
     p.add_argument("--vocals", default=None, metavar="DIR",
                    help="true vocal stems (DIR/TRACK/vocals.EXT or DIR/TRACK.EXT): find the singing with them instead of the "
                    "first system's estimate, and add a control with the true stem")
-    p.add_argument("--clips", type=_count, default=10, metavar="N", help="number of excerpts (default: 10)")
+    p.add_argument("--clips", type=count, default=10, metavar="N", help="number of excerpts (default: 10)")
     p.add_argument("--duration", type=_seconds, default=10.0, metavar="S", help="seconds per excerpt (default: 10)")
     p.add_argument("-o", "--out", required=True, metavar="STUDY", help="the study folder to write")
     p.add_argument("--seed", type=int, default=0, help="seed of the excerpt choice and the controls (default: 0)")
@@ -116,11 +98,11 @@ def add_listen_parser(sub, common: argparse.ArgumentParser) -> argparse.Argument
         "(STUDY/responses.sqlite). Prints the participant address and the admin page's address with its token.")
     p.add_argument("study", metavar="STUDY", help="the study folder made by 'vocalsep listen prepare'")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0 for every interface)")
-    p.add_argument("--port", type=_port, default=8000, help="port (default: 8000)")
+    p.add_argument("--port", type=port, default=8000, help="port (default: 8000)")
     p.add_argument("--db", default=None, metavar="FILE", help="response database (default: STUDY/responses.sqlite)")
     p.add_argument("--admin-token", default=None, metavar="TOKEN",
                    help="token of the admin page (default: one made on first start and kept in the database)")
-    p.add_argument("--threads", type=_count, default=8, metavar="N", help="worker threads (default: 8)")
+    p.add_argument("--threads", type=count, default=8, metavar="N", help="worker threads (default: 8)")
     p.set_defaults(func=cmd_listen_serve)
 
     p = steps.add_parser(

@@ -43,7 +43,7 @@ import re
 import secrets
 from pathlib import Path
 
-from .._webapp import LOOPBACK, BackgroundServer, security_headers, url_host  # noqa: F401 - BackgroundServer: serve a study from Python
+from .._webapp import LOOPBACK, ApiError, BackgroundServer, security_headers, url_host  # noqa: F401 - BackgroundServer: serve a study from Python
 from ..errors import ConfigError
 from .store import Conflict, Store, StudyFull
 from .study import (
@@ -65,13 +65,6 @@ MAX_BODY = 64 * 1024
 
 _CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
         "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def create_app(study_dir: str | Path, *, db: str | Path | None = None, admin_token: str | None = None):
