@@ -255,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .listen.cli import add_listen_parser
 
     add_listen_parser(sub, common)
+    from .web.cli import add_web_parser
+
+    add_web_parser(sub, common)
     return parser
 
 
