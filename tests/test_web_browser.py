@@ -178,3 +178,26 @@ def test_separate_and_sing_along_in_chromium(tmp_path, data_dir):
         DOCS.mkdir(parents=True, exist_ok=True)
         for f in sorted(shots.iterdir()):
             shutil.copy(f, DOCS / f.name)
+
+
+def test_the_token_in_chromium(tmp_path, tiny_model_dir):
+    token = "browser-test-token-0123456789"
+    app = create_app(tmp_path / "data", models={"tiny": str(tiny_model_dir)}, default_model="tiny", token=token, start=False)
+    with BackgroundServer(app) as srv, chromium() as start:
+        d = start(900, 700)
+        d.get(srv.url)
+        wait(d, lambda d: d.find_element(By.ID, "login").is_displayed(), "the token form")
+        assert not d.find_element(By.ID, "upload").is_displayed()
+        d.find_element(By.ID, "token").send_keys("not-the-token-not-the-token" + Keys.ENTER)
+        wait(d, lambda d: "not this server's" in d.find_element(By.ID, "status").text, "the refusal")
+        d.find_element(By.ID, "token").send_keys(token + Keys.ENTER)  # the wrong one is selected: typing replaces it
+        wait(d, lambda d: d.find_element(By.ID, "upload").is_displayed(), "the page after the token")
+        d.refresh()  # the session cookie keeps it open
+        wait(d, lambda d: d.find_element(By.ID, "upload").is_displayed(), "the page after a reload")
+        no_errors(d, allow=("status of 401",))
+        # the address the command prints logs in at once, and the token leaves the address bar
+        e = start(900, 700)
+        e.get(f"{srv.url}#token={token}")
+        wait(e, lambda d: d.find_element(By.ID, "upload").is_displayed(), "the page from the printed address")
+        assert token not in e.current_url
+        no_errors(e)

@@ -95,6 +95,7 @@
       start();
     } else {
       say("That token is not this server's.", true);
+      $("token").select();
     }
   });
 
@@ -193,9 +194,14 @@
   drop.addEventListener("drop", function (e) {
     if (e.dataTransfer && e.dataTransfer.files.length) addFiles(Array.from(e.dataTransfer.files));
   });
-  // a file dropped beside the zone must not replace the page
+  // a file dropped anywhere on the page is taken too (and never replaces the page)
   window.addEventListener("dragover", (e) => e.preventDefault());
-  window.addEventListener("drop", (e) => e.preventDefault());
+  window.addEventListener("drop", function (e) {
+    e.preventDefault();
+    if (!drop.contains(e.target) && !$("upload").hidden && e.dataTransfer && e.dataTransfer.files.length) {
+      addFiles(Array.from(e.dataTransfer.files));
+    }
+  });
 
   // -- the list
 
@@ -420,7 +426,7 @@
 
   function position() {
     if (!player.playing) return player.offset;
-    return Math.min(player.duration, player.offset + player.ctx.currentTime - player.startedAt);
+    return Math.min(player.duration, player.offset + Math.max(0, player.ctx.currentTime - player.startedAt));
   }
 
   function stopSources() {
@@ -536,7 +542,13 @@
     $("player").hidden = false;
     $("player-title").textContent = job.name;
     $("play").disabled = true;
-    $("player-status").textContent = "Loading the stems\u2026";
+    // the browser holds both stems decoded (32-bit floats): say how much it fetches
+    const bytes = 2 * job.duration * job.sample_rate * job.channels * 2;
+    $("player-status").textContent = "Loading the stems (" + megabytes(bytes) + ")\u2026";
+    // MP3 holds 1 or 2 channels at the usual rates only
+    const mp3 = $("format").querySelector('option[value="mp3"]');
+    mp3.disabled = job.channels > 2 || ![8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000].includes(job.sample_rate);
+    if (mp3.disabled && $("format").value === "mp3") $("format").value = "wav";
     updateLinks();
     applyLevels();
     paint();
