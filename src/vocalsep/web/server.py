@@ -122,8 +122,7 @@ def create_app(data: str | Path, *, models: Mapping[str, object], default_model:
     app.config.update(MAX_CONTENT_LENGTH=max_bytes + MULTIPART_SLACK, STORE=store, POOL=pool,
                       MAX_REQUEST_BODY=2 * (max_bytes + MULTIPART_SLACK))
     app.json.sort_keys = False
-    locks: dict[Path, threading.Lock] = {}
-    locks_guard = threading.Lock()
+    locks = [threading.Lock() for _ in range(32)]  # one conversion of a file at a time; a fixed number of locks
 
     # -- helpers
 
@@ -169,8 +168,7 @@ def create_app(data: str | Path, *, models: Mapping[str, object], default_model:
         return fmt
 
     def lock_for(path: Path) -> threading.Lock:
-        with locks_guard:
-            return locks.setdefault(path, threading.Lock())
+        return locks[hash(path) % len(locks)]
 
     def send_temporary(path: Path, mimetype: str, name: str):
         """Send a file built for this answer alone; it is unlinked at once (the open file lives on)."""
