@@ -12,10 +12,16 @@ def temp_beside(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
+    follow_umask(Path(tmp))
+    return Path(tmp)
+
+
+def follow_umask(path: Path) -> None:
+    """Give ``path`` the permissions a new file gets under the umask (writers such as
+    safetensors make their files private, mode 0600)."""
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    return Path(tmp)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def publish(tmp: Path, path: Path) -> Path:
