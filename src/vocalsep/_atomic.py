@@ -39,3 +39,24 @@ def write_text(path: Path, text: str) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return publish(tmp, path)
+
+
+def missing_dirs(folders, stop: Path) -> list[Path]:
+    """The folders among ``folders`` and their parents strictly below ``stop`` that do not exist yet,
+    deepest first: what writing into ``folders`` creates (for :func:`remove_empty`)."""
+    found: set[Path] = set()
+    for folder in folders:
+        for d in (folder, *folder.parents):
+            if d == stop or stop not in d.parents or d.exists():
+                break
+            found.add(d)
+    return sorted(found, key=lambda d: len(d.parts), reverse=True)
+
+
+def remove_empty(folders) -> None:
+    """Remove each of ``folders`` (deepest first) that is empty; leave the others."""
+    for d in folders:
+        try:
+            d.rmdir()
+        except OSError:
+            pass

@@ -24,6 +24,7 @@ class UsageError(Exception):
     """Wrong arguments: exit code 2."""
 
 
+
 def _stems(text: str) -> list[str]:
     stems = [s.strip() for s in text.split(",") if s.strip()]
     bad = [s for s in stems if s not in ("vocals", "accompaniment")]
@@ -67,9 +68,13 @@ def _wiener(text: str) -> int:
 
 
 def _jobs(text: str) -> int:
-    v = int(text)
+    """A whole number of at least 1 (--jobs, --threads, --limit, --rate): argparse names the option."""
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
     if v < 1:
-        raise argparse.ArgumentTypeError("--jobs must be at least 1")
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
     return v
 
 
@@ -331,8 +336,10 @@ def entry() -> None:
 
 # -- separate
 
-def collect_inputs(items: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files to separate (folders searched recursively, in sorted order) and (item, reason) for bad items."""
+def collect_inputs(items: list[str], skip=None) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files to separate (folders searched recursively, in sorted order) and (item, reason) for bad items.
+
+    ``skip(path)`` says which files found in folders are not inputs (vocalsep's own outputs)."""
     from .audio import is_audio_file
 
     files: list[Path] = []
@@ -340,8 +347,9 @@ def collect_inputs(items: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
     for item in items:
         p = Path(item)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and is_audio_file(f) and not f.name.startswith("."))
-            if not found:
+            audio = sorted(f for f in p.rglob("*") if f.is_file() and is_audio_file(f) and not f.name.startswith("."))
+            found = [f for f in audio if skip is None or not skip(f)]
+            if not audio:
                 bad.append((item, "folder contains no audio files"))
             files.extend(found)
         elif p.exists():
@@ -435,22 +443,32 @@ def _keep_freed_memory() -> None:
 
 
 def cmd_separate(args) -> int:
-    from .separator import output_paths
+    from .audio import check_format
+    from .errors import OutputError
+    from .separator import is_output, output_paths
 
     _keep_freed_memory()
     start = time.perf_counter()
-    files, bad = collect_inputs(args.inputs)
+    try:  # check the template and the format before any work
+        output_paths("track.wav", args.outdir, args.stems, args.fmt, args.filename)
+        check_format(args.fmt, args.bit_depth)
+    except OutputError as exc:
+        raise UsageError(str(exc)) from None
+    outdir_existed = Path(args.outdir).exists()
+    # what vocalsep wrote under OUTDIR (an earlier run's stems) is never an input
+    files, bad = collect_inputs(args.inputs, skip=lambda f: is_output(f, args.outdir, args.filename))
     for item, reason in bad:
         print(f"vocalsep: error: {item}: {reason}", file=sys.stderr)
-    try:  # check the template before any work
-        output_paths("track.wav", args.outdir, args.stems, args.fmt, args.filename)
-    except Exception as exc:  # noqa: BLE001
-        raise UsageError(str(exc)) from None
     # two inputs must not write the same outputs
     seen: dict[Path, Path] = {}
     unique: list[Path] = []
     for f in files:
-        target = output_paths(f, args.outdir, args.stems[:1], args.fmt, args.filename)[args.stems[0]]
+        try:
+            target = output_paths(f, args.outdir, args.stems[:1], args.fmt, args.filename)[args.stems[0]]
+        except OutputError as exc:  # this input's name, or a link where its output goes: this input alone fails
+            bad.append((str(f), str(exc)))
+            print(f"vocalsep: error: {exc}", file=sys.stderr)
+            continue
         if target in seen:
             bad.append((str(f), f"its outputs would collide with those of {seen[target]}; use --filename with more detail"))
             print(f"vocalsep: error: {f}: its outputs would collide with those of {seen[target]}", file=sys.stderr)
@@ -505,6 +523,8 @@ def cmd_separate(args) -> int:
                         tqdm.write(f"vocalsep: error: {msg}", file=sys.stderr)
                     results.append((f, status, msg))
                     bar.update(1)
+    if not outdir_existed and Path(args.outdir).is_dir() and not any(Path(args.outdir).iterdir()):
+        Path(args.outdir).rmdir()  # every input failed: no empty output folder either
     done = sum(1 for r in results if r[1] == "done")
     skipped = sum(1 for r in results if r[1] == "skipped")
     failed = sum(1 for r in results if r[1] == "failed") + len(bad)
