@@ -195,6 +195,121 @@ def test_item20_only_the_documented_template_fields(tmp_path, song_wav, tiny_mod
     assert not out.exists()
 
 
+# -- 7, 8: workers die with their parent; SIGTERM like SIGINT; stale temporary files cleaned
+
+def _gone(pid: int, seconds: float) -> bool:
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        try:  # a zombie of a dead parent is reaped by init; count it as gone
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().split(")")[-1].split()[0] == "Z":
+                    return True
+        except OSError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+POOL_PARENT = """
+import os, sys, time
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
+from vocalsep._workers import die_with_parent
+
+def work():
+    time.sleep(120)
+
+if __name__ == "__main__":
+    pool = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=die_with_parent, initargs=(os.getpid(),))
+    pool.submit(work)
+    while not pool._processes:
+        time.sleep(0.05)
+    print(next(iter(pool._processes)), flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_item07_workers_die_with_their_parent(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "parent.py"
+    script.write_text(POOL_PARENT)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker = None
+    try:
+        worker = int(parent.stdout.readline())
+        assert not _gone(worker, 1.0)  # the worker is up (its initializer ran, or is about to)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        assert _gone(worker, 10.0), "the worker outlived its killed parent"
+    finally:
+        parent.kill()
+        parent.wait()
+        if worker is not None:  # whatever this test started must not outlive it
+            try:
+                os.kill(worker, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_item07_every_pool_makes_its_workers_die_with_it():
+    import inspect
+
+    from vocalsep import cli
+    from vocalsep.evaluation import run as evaluation_run
+    from vocalsep.mining import run as mining_run
+
+    for source in (inspect.getsource(cli._worker_init), inspect.getsource(evaluation_run._worker_init), inspect.getsource(mining_run._pool)):
+        assert "die_with_parent" in source
+
+
+def test_item08_sigterm_discards_the_partial_outputs(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    import signal
+
+    from vocalsep.audio import AudioWriter
+
+    song = _wav(tmp_path / "in" / "song.wav", seconds=3.0)
+    real = AudioWriter.write
+
+    def write_then_get_terminated(self, block):
+        real(self, block)
+        os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` would, halfway through
+
+    monkeypatch.setattr(AudioWriter, "write", write_then_get_terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "out"
+    assert main(["separate", str(song), "-o", str(out), "-m", str(tiny_model_dir)]) == 143
+    assert "vocalsep: terminated" in capsys.readouterr().err
+    assert _files(out) == []  # no stem, no hidden .part, no empty folder
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_item08_stale_temporary_files_are_removed(tmp_path, tiny_model_dir):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    out = tmp_path / "out"
+    (out / "song").mkdir(parents=True)
+    stale = out / "song" / f".vocals.wav.{dead}-abcd1234.part"
+    live = out / "song" / ".vocals.wav.1-abcd1234.part"  # pid 1 runs: its file may be in use
+    other = out / "song" / f".notes.txt.{dead}-abcd1234.part"  # not one of the outputs
+    for p in (stale, live, other):
+        p.write_bytes(b"half a file")
+    song = _wav(tmp_path / "in" / "song.wav")
+    assert main(["separate", str(song), "-o", str(out), "-m", str(tiny_model_dir)]) == 0
+    assert not stale.exists() and live.exists() and other.exists()
+
+
 # -- 18: a full disk says so, naming the file
 
 FSIZE_LIMITED = """
@@ -246,3 +361,50 @@ def test_item18_the_reason_of_a_full_disk(tmp_path, monkeypatch):
     w.discard()
     assert _files(tmp_path) == []
 
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        kids.append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    return kids
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_item07_separate_workers_die_when_the_command_is_killed(tmp_path):
+    """The real command: kill -9 it while two workers separate long files; they must not finish them."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    for k in range(4):
+        _wav(tmp_path / "in" / f"long{k}.wav", audio=np.tile(synth_song(10.0, 8000, channels=1), (1, 30)))  # 5 minutes each
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "vocalsep", "separate", str(tmp_path / "in"), "-o", str(out), "-j", "2", "--threads", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        end = time.monotonic() + 240
+        while not list(out.rglob("*.part")) and time.monotonic() < end and proc.poll() is None:
+            time.sleep(0.2)
+        workers = _children(proc.pid)
+        assert list(out.rglob("*.part")) and workers, "the workers never started writing"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert all(_gone(w, 10.0) for w in workers), "workers outlived the killed command"
+        assert not list(out.rglob("*.wav")), "a worker finished a file after the command was killed"
+    finally:
+        proc.kill()
+        proc.wait()
+        for w in workers:  # whatever this test started must not outlive it
+            try:
+                os.kill(w, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,6 +25,14 @@ log = logging.getLogger("vocalsep")
 class UsageError(Exception):
     """Wrong arguments: exit code 2."""
 
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: what is being written is discarded (exit code 143)."""
+
+
+def _terminate(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second SIGTERM must not cut the clean-up short
+    raise Terminated()
 
 
 def _stems(text: str) -> list[str]:
@@ -294,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(args.verbose, args.quiet)
     from .errors import VocalsepError
 
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
     try:
         return args.func(args)
     except UsageError as exc:
@@ -302,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     except VocalsepError as exc:
         print(f"vocalsep: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated:
+        print("vocalsep: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("vocalsep: interrupted", file=sys.stderr)
         return 130
@@ -311,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass
         return 141  # 128 + SIGPIPE, as a shell reports it
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def entry() -> None:
@@ -413,9 +430,13 @@ def _separate_one(sep, path: Path, args, inputs: list[Path], progress=None) -> t
 _WORKER = {}
 
 
-def _worker_init(args, threads: int) -> None:
+def _worker_init(args, threads: int, parent: int) -> None:
     import torch
 
+    from ._workers import die_with_parent
+
+    die_with_parent(parent)
+    signal.signal(signal.SIGTERM, _terminate)  # stopped by the main process: discard the outputs being written
     torch.set_num_threads(threads)
     _configure_logging(args.verbose, True)
     _WORKER["sep"] = _load_separator(args)
@@ -423,7 +444,10 @@ def _worker_init(args, threads: int) -> None:
 
 
 def _worker_run(path: Path, inputs: list[Path]):
-    return _separate_one(_WORKER["sep"], path, _WORKER["args"], inputs)
+    try:
+        return _separate_one(_WORKER["sep"], path, _WORKER["args"], inputs)
+    except KeyboardInterrupt:  # SIGINT or SIGTERM: the outputs are discarded; take no further file
+        os._exit(130)
 
 
 def _keep_freed_memory() -> None:
@@ -511,18 +535,24 @@ def cmd_separate(args) -> int:
         _load_separator(args)  # fail fast on a bad model, before starting workers
         threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
         ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_worker_init, initargs=(args, threads)) as pool:
-            futures = {pool.submit(_worker_run, f, unique): f for f in unique}
-            with tqdm(total=len(unique), unit="file", disable=not show) as bar:
-                from concurrent.futures import as_completed
+        from ._workers import stop_workers
 
-                for fut in as_completed(futures):
-                    f = futures[fut]
-                    status, msg = fut.result()
-                    if status == "failed":
-                        tqdm.write(f"vocalsep: error: {msg}", file=sys.stderr)
-                    results.append((f, status, msg))
-                    bar.update(1)
+        with ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_worker_init, initargs=(args, threads, os.getpid())) as pool:
+            try:
+                futures = {pool.submit(_worker_run, f, unique): f for f in unique}
+                with tqdm(total=len(unique), unit="file", disable=not show) as bar:
+                    from concurrent.futures import as_completed
+
+                    for fut in as_completed(futures):
+                        f = futures[fut]
+                        status, msg = fut.result()
+                        if status == "failed":
+                            tqdm.write(f"vocalsep: error: {msg}", file=sys.stderr)
+                        results.append((f, status, msg))
+                        bar.update(1)
+            except BaseException:
+                stop_workers(pool)
+                raise
     if not outdir_existed and Path(args.outdir).is_dir() and not any(Path(args.outdir).iterdir()):
         Path(args.outdir).rmdir()  # every input failed: no empty output folder either
     done = sum(1 for r in results if r[1] == "done")

@@ -80,7 +80,9 @@ def _pool(fn, tasks, jobs: int):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+    from .._workers import die_with_parent
+
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_safe, fn, *args): key for key, args in tasks}
         for fut in as_completed(futures):
             yield futures[fut], fut.result()
