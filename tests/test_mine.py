@@ -316,3 +316,42 @@ def test_mine_mir1k(data_dir, tmp_path):
     assert scores["precision"] == 1.0 and scores["recall"] == 1.0, scores
     for p in scores["per_pair"]:
         assert abs(p["offset_error_ms"]) <= 1000 / SR and p["sdr_mined"] > p["sdr_true_alignment"] - 0.3, p
+
+
+# -- issue 24: a relative folder (item 3), damaged stored results (16), bad catalogue rows (17)
+
+def test_item03_a_relative_catalogue_folder(tmp_path, monkeypatch):
+    _, acc = toy_song(0, 2.0)
+    save(tmp_path / "lib" / "Amy - Song.wav", acc, SR)
+    save(tmp_path / "lib" / "sub" / "Amy - Song (Instrumental).wav", acc, SR)
+    monkeypatch.chdir(tmp_path)
+    entries, problems = read_catalog("lib")
+    assert problems == [] and sorted(e.title for e in entries) == ["Song", "Song (Instrumental)"]
+    assert all(e.path.is_file() and e.path.is_absolute() for e in entries)
+
+
+def test_item16_stored_results_of_the_wrong_shape_are_computed_again(tmp_path):
+    build_catalogue(toy_songs(1, 6.0), tmp_path / "cat", seed=6, distractors=False, without_instrumental_every=0)
+    cfg = MineConfig(str(tmp_path / "cat" / "catalog.csv"), str(tmp_path / "out"), jobs=1)
+    first = mine(cfg)
+    assert len(first["pairs"]) == 1
+    stored = sorted((tmp_path / "out" / ".work").rglob("*.json"))
+    for path, text in zip(stored, ("{}", '{"status": "ok"}', "[]")):
+        path.write_text(text)
+    again = mine(cfg)
+    assert again["pairs"] == first["pairs"] and again["failed"] == 0
+
+
+def test_item17_bad_catalogue_rows_are_one_problem_each(tmp_path):
+    a = save(tmp_path / "a.flac", toy_song(0, 2.0)[1], SR)
+    lines = [b"artist,title,path", b"Amy,Song,a.flac", b"Amy,Caf\xe9 (Instrumental),a.flac", b"Amy,Long," + b"x" * 140000, b"Amy,Song 2,a.flac"]
+    (tmp_path / "cat.csv").write_bytes(b"\n".join(lines) + b"\n")
+    entries, problems = read_catalog(tmp_path / "cat.csv")
+    assert [e.title for e in entries] == ["Song", "Song 2"]
+    assert len(problems) == 2 and "line 3: not UTF-8 text (byte 0xe9)" in problems[0] and "line 4: a field is longer than" in problems[1]
+    rows = [json.dumps({"artist": "Amy", "title": "Song", "path": "a.flac"}).encode(), b'{"artist": "Amy", "title": "Caf\xe9", "path": "a.flac"}',
+            json.dumps({"artist": "Amy", "title": "Song 2", "path": "a.flac"}).encode(), b"[" * 100000 + b"]" * 100000]
+    (tmp_path / "cat.jsonl").write_bytes(b"\xef\xbb\xbf" + b"\n".join(rows) + b"\n")
+    entries, problems = read_catalog(tmp_path / "cat.jsonl")
+    assert [e.title for e in entries] == ["Song", "Song 2"] and entries[0].path == a.resolve()
+    assert len(problems) == 2 and "line 2: not UTF-8 text (byte 0xe9 at column 32)" in problems[0] and "line 4: not JSON" in problems[1]

@@ -470,7 +470,12 @@ def _run_pool(cfg: EvalConfig, todo: dict[str, list[str]], finish) -> None:
 def _check_setup(out: Path, setup: dict, force: bool) -> None:
     path = out / "setup.json"
     if path.is_file() and not force:
-        old = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ConfigError(f"{path}: unreadable ({str(exc).splitlines()[0][:200]}); remove it, or use another output folder or --force") from None
+        if not isinstance(old, dict):
+            raise ConfigError(f"{path}: not a setup (a JSON object); remove it, or use another output folder or --force")
         if old != setup:
             diff = ", ".join(f"{k}: {old.get(k)!r} -> {v!r}" for k, v in setup.items() if old.get(k) != v)
             raise ConfigError(f"{out} holds results of another setup ({diff}); use another output folder or --force")
