@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder: pairs.csv, report.md, report.json, .work/ (stored results)")
     p.add_argument("--duration-tolerance", type=_nonneg, default=2.0, metavar="S", help="largest duration difference of a pair (default: 2 s)")
     p.add_argument("--title-threshold", type=_score100, default=90.0, metavar="N", help="smallest fuzzy title similarity, 0-100 (default: 90)")
-    p.add_argument("--marker", action="append", default=[], metavar="TEXT", help="another instrumental marker, e.g. 'backing version'; repeatable")
+    p.add_argument("--marker", action="append", default=[], metavar="TEXT", help="another instrumental marker, e.g. 'backing version'; in parentheses, '(MR)', only a whole qualifier; repeatable")
     p.add_argument("--only-markers", action="store_true", help="use only the --marker phrases, not the built-in ones")
     p.add_argument("--allow", type=_names, default=(), metavar="TAGS",
                    help="look-alike tags that do not prevent a pair: live, remix, acoustic, acappella, edit, demo, remaster")
