@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from bad_inputs import alive, children
 from conftest import TINY, make_models, synth_song
 
 from vocalsep.checkpoint import load_checkpoint, save_checkpoint
@@ -167,7 +168,7 @@ def test_item12_too_short_inputs(tmp_path, tiny_model_dir, capsys):
     assert main(["separate", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(tiny_model_dir)]) == 1
     err = capsys.readouterr().err
     for n in (1, 2):
-        one_error_line(err, f"short{n}.wav", "too short to separate", f"{n} samples at 44100 Hz")
+        one_error_line(err, f"short{n}.wav", "too short to separate", f"{n} sample{'s' if n > 1 else ''} at 44100 Hz")
     assert "1 separated, 0 skipped, 2 failed" in err
 
 
@@ -198,22 +199,15 @@ def test_item20_only_the_documented_template_fields(tmp_path, song_wav, tiny_mod
 # -- 7, 8: workers die with their parent; SIGTERM like SIGINT; stale temporary files cleaned
 
 def _gone(pid: int, seconds: float) -> bool:
+    """Whether process ``pid`` has ended (or is a zombie) within ``seconds``."""
     import time
 
     end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        try:  # a zombie of a dead parent is reaped by init; count it as gone
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().split(")")[-1].split()[0] == "Z":
-                    return True
-        except OSError:
-            return True
+    while alive(pid):
+        if time.monotonic() > end:
+            return False
         time.sleep(0.1)
-    return False
+    return True
 
 
 POOL_PARENT = """
@@ -362,19 +356,6 @@ def test_item18_the_reason_of_a_full_disk(tmp_path, monkeypatch):
     assert _files(tmp_path) == []
 
 
-def _children(pid: int) -> list[int]:
-    kids = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        kids.append(int(d))
-            except (OSError, ValueError, IndexError):
-                pass
-    return kids
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
 def test_item07_separate_workers_die_when_the_command_is_killed(tmp_path):
@@ -394,7 +375,7 @@ def test_item07_separate_workers_die_when_the_command_is_killed(tmp_path):
         end = time.monotonic() + 240
         while not list(out.rglob("*.part")) and time.monotonic() < end and proc.poll() is None:
             time.sleep(0.2)
-        workers = _children(proc.pid)
+        workers = children(proc.pid)
         assert list(out.rglob("*.part")) and workers, "the workers never started writing"
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)

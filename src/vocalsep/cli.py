@@ -30,8 +30,13 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C: what is being written is discarded (exit code 143)."""
 
 
+_SIGNALLED = {"terminated": False}
+
+
 def _terminate(signum, frame):
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second SIGTERM must not cut the clean-up short
+    if _SIGNALLED["terminated"]:  # once: a second SIGTERM must not cut the clean-up short
+        return
+    _SIGNALLED["terminated"] = True
     raise Terminated()
 
 
@@ -304,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(args.verbose, args.quiet)
     from .errors import VocalsepError
 
+    _SIGNALLED["terminated"] = False
     previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
     try:
         return args.func(args)
@@ -338,8 +344,9 @@ def entry() -> None:
     tensors, modules and thread pools one by one: measured 0.32 s of the 4.2 s
     that ``vocalsep separate -m spleeter:2stems`` takes for 3 minutes of audio,
     against 0.05 s when the process ends with :func:`os._exit` after flushing
-    the streams and logging.  :func:`main` itself returns normally (for tests
-    and for callers from Python).
+    the streams and logging.  An interrupted run (130, 143) exits normally, so
+    that multiprocessing releases what a stopped worker pool held.
+    :func:`main` itself returns normally (for tests and for callers from Python).
     """
     rc = main()
     logging.shutdown()
@@ -348,6 +355,8 @@ def entry() -> None:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe or stream: nothing more can be said
             pass
+    if rc in (130, 143):  # interrupted: a normal exit, so that multiprocessing releases what a stopped worker pool held
+        sys.exit(rc)
     os._exit(rc)
 
 
@@ -418,8 +427,8 @@ def _separate_one(sep, path: Path, args, inputs: list[Path], progress=None) -> t
             offset=args.offset, duration=args.duration, stream=args.stream, force=args.force, progress=progress,
             protected=inputs,
         )
-    except VocalsepError as exc:
-        return "failed", str(exc)
+    except VocalsepError as exc:  # an output's error names the output file: say which input it was for
+        return "failed", str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
     except (OSError, RuntimeError, ValueError) as exc:
         return "failed", f"{path}: {type(exc).__name__}: {exc}"
     if not written:
@@ -436,7 +445,8 @@ def _worker_init(args, threads: int, parent: int) -> None:
     from ._workers import die_with_parent
 
     die_with_parent(parent)
-    signal.signal(signal.SIGTERM, _terminate)  # stopped by the main process: discard the outputs being written
+    signal.signal(signal.SIGTERM, _worker_terminate)
+    signal.signal(signal.SIGINT, _worker_terminate)  # Ctrl-C reaches the whole process group: the main process reports it
     torch.set_num_threads(threads)
     _configure_logging(args.verbose, True)
     _WORKER["sep"] = _load_separator(args)
@@ -444,10 +454,21 @@ def _worker_init(args, threads: int, parent: int) -> None:
 
 
 def _worker_run(path: Path, inputs: list[Path]):
+    _WORKER["busy"] = True
     try:
         return _separate_one(_WORKER["sep"], path, _WORKER["args"], inputs)
     except KeyboardInterrupt:  # SIGINT or SIGTERM: the outputs are discarded; take no further file
         os._exit(130)
+    finally:
+        _WORKER["busy"] = False
+
+
+def _worker_terminate(signum, frame):
+    """SIGTERM or SIGINT in a worker: discard the file being written, or end at once (no traceback)."""
+    if _WORKER.get("busy"):
+        _terminate(signum, frame)  # raises the first time; ignores the next signals
+        return
+    os._exit(143)
 
 
 def _keep_freed_memory() -> None:

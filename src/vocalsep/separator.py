@@ -320,7 +320,8 @@ class SpectralFrontEnd:
         """``(channels, n)`` at ``sample_rate`` -> (low-rate waveform, low-rate complex STFT ``(channels, freqs, frames)``)."""
         low = resample(x, sample_rate, self.preset.sample_rate)
         if low.shape[-1] == 0:
-            raise AudioError(None, f"too short to separate ({x.shape[-1]} samples at {sample_rate} Hz are none at the model's {self.preset.sample_rate} Hz)")
+            n = x.shape[-1]
+            raise AudioError(None, f"too short to separate ({n} sample{'s' if n != 1 else ''} at {sample_rate} Hz, none at the model's {self.preset.sample_rate} Hz)")
         spec = self.low_stft.forward(_as_tensor(low, self.device))
         return low, spec
 
