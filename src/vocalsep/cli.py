@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offset", type=_nonneg, default=0.0, metavar="S", help="start this many seconds into each input")
     p.add_argument("--duration", type=_positive, default=None, metavar="S", help="separate at most this many seconds")
     p.add_argument("--stream", type=int, default=0, metavar="N", help="audio stream of multi-stream files (MUSDB18 .stem.mp4: 0 = mixture)")
-    p.add_argument("--filename", default="{track}/{stem}.{ext}", help="output path template inside OUTDIR (default: {track}/{stem}.{ext})")
+    p.add_argument("--filename", default="{track}/{stem}.{ext}", help="output path template inside OUTDIR, with the fields {track}, {stem} and {ext} only (default: {track}/{stem}.{ext})")
     p.add_argument("--fullband", choices=["interpolate", "bandlimited"], default=None, help="how full-band stems are formed from the model's 0-4 kHz masks (default: the model's preset's: interpolate for "
                    "jansson2017, bandlimited for jansson2017-hop384)")
     p.add_argument("--high-band", choices=["edge", "zero", "one"], default=None, help="mask above the modelled band (default: edge)")
