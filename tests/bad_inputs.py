@@ -542,9 +542,11 @@ def _sigterm(root: Path, models: Path, jobs: int = 1, sig: int = signal.SIGTERM)
     out = root / f"signal-{int(sig)}-{jobs}"
     proc = subprocess.Popen([sys.executable, "-m", "vocalsep", "separate", str(root / "long"), "-o", str(out), "-m", str(models), "-j", str(jobs)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    workers: list[int] = []
     try:
         if not _wait_for_part(out, proc):
             return ["no output was being written when the signal was to be sent"]
+        workers = children(proc.pid)
         if sig == signal.SIGINT:
             os.killpg(proc.pid, signal.SIGINT)
         else:
@@ -553,6 +555,7 @@ def _sigterm(root: Path, models: Path, jobs: int = 1, sig: int = signal.SIGTERM)
     finally:
         proc.kill()
         proc.wait()
+        kill_processes(workers)
     problems = []
     code, said = (143, "vocalsep: terminated") if sig == signal.SIGTERM else (130, "vocalsep: interrupted")
     if proc.returncode != code:
@@ -578,27 +581,44 @@ def _sigkill_jobs(root: Path, models: Path) -> list[str]:
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
         end = time.monotonic() + 15
-        while time.monotonic() < end and any(alive(w) for w in workers):
+        while time.monotonic() < end and any(alive(w) for w, _ in workers):
             time.sleep(0.2)
-        alive = [w for w in workers if alive(w)]
-        return [f"worker {w} outlived the killed command" for w in alive]
+        survivors = [w for w, _ in workers if alive(w)]
+        return [f"worker {w} outlived the killed command" for w in survivors]
     finally:
         proc.kill()
         proc.wait()
-        for w in workers:
+        kill_processes(workers)
+
+
+def kill_processes(pids: list[tuple[int, str | None]]) -> None:
+    """Whatever a case started must not outlive it: ``(pid, start time)`` from :func:`children`, so that a
+    number taken again by another process is left alone."""
+    for pid, started in pids:
+        if started is not None and start_time(pid) == started:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(w, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
 
 
-def children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (read from /proc)."""
+def start_time(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc), None when it does not run."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    """``(pid, start time)`` of the processes whose parent is ``pid`` (read from /proc)."""
     kids = []
     for d in os.listdir("/proc") if os.path.isdir("/proc") else []:
         if d.isdigit():
             with contextlib.suppress(OSError, ValueError, IndexError):
                 with open(f"/proc/{d}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        kids.append(int(d))
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    kids.append((int(d), fields[19]))
     return kids
 
 

@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from bad_inputs import alive, children
+from bad_inputs import alive, children, kill_processes, start_time
 from conftest import TINY, make_models, synth_song
 
 from vocalsep.checkpoint import load_checkpoint, save_checkpoint
@@ -238,9 +238,10 @@ def test_item07_workers_die_with_their_parent(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(POOL_PARENT)
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    worker = None
+    worker, started = None, None
     try:
         worker = int(parent.stdout.readline())
+        started = start_time(worker)
         assert not _gone(worker, 1.0)  # the worker is up (its initializer ran, or is about to)
         parent.send_signal(signal.SIGKILL)
         parent.wait(10)
@@ -249,10 +250,7 @@ def test_item07_workers_die_with_their_parent(tmp_path):
         parent.kill()
         parent.wait()
         if worker is not None:  # whatever this test started must not outlive it
-            try:
-                os.kill(worker, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill_processes([(worker, started)])
 
 
 def test_item07_every_pool_makes_its_workers_die_with_it():
@@ -370,7 +368,7 @@ def test_item07_separate_workers_die_when_the_command_is_killed(tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "vocalsep", "separate", str(tmp_path / "in"), "-o", str(out), "-j", "2", "--threads", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    workers: list[int] = []
+    workers: list[tuple[int, str]] = []
     try:
         end = time.monotonic() + 240
         while not list(out.rglob("*.part")) and time.monotonic() < end and proc.poll() is None:
@@ -379,13 +377,9 @@ def test_item07_separate_workers_die_when_the_command_is_killed(tmp_path):
         assert list(out.rglob("*.part")) and workers, "the workers never started writing"
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        assert all(_gone(w, 10.0) for w in workers), "workers outlived the killed command"
+        assert all(_gone(w, 10.0) for w, _ in workers), "workers outlived the killed command"
         assert not list(out.rglob("*.wav")), "a worker finished a file after the command was killed"
     finally:
         proc.kill()
         proc.wait()
-        for w in workers:  # whatever this test started must not outlive it
-            try:
-                os.kill(w, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_processes(workers)  # whatever this test started must not outlive it

@@ -432,17 +432,17 @@ def fit(config: TrainConfig) -> dict[str, Any]:
     state_path = out / "state.pt"
     if state_path.exists() and not cfg.resume:  # every rank refuses, so none waits for the others
         raise ConfigError(f"{out} already holds a training run; use --resume to continue it or choose another --out")
+    dev = _train_device(cfg)
+    preset = make_preset(cfg)
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out.parent / ".vocalsep-cache"
     made = missing_dirs([out.absolute(), cache_dir.absolute()], Path(out.absolute().anchor))
-    try:  # data that cannot be used leaves no empty --out or cache folder behind
-        out.mkdir(parents=True, exist_ok=True)
-        dev = _train_device(cfg)
-        preset = make_preset(cfg)
-        cache_dir.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
 
-        t0 = time.perf_counter()
+    t0 = time.perf_counter()
+    try:
         sampler, valid, patches, validate_fn, split = _open_data(cfg, preset, cache_dir, dist)
-    except BaseException:
+    except BaseException:  # data that cannot be used leaves no empty --out or cache folder behind
         remove_empty(made)
         raise
     data_seconds = time.perf_counter() - t0
