@@ -299,8 +299,8 @@ def train_cases(root: Path) -> list[Case]:
             state.write_bytes({"truncated": data[: len(data) // 2], "garbage": b"garbage", "empty": b""}[kind])
         return go
 
-    for kind in ("truncated", "garbage", "empty"):
-        cases.append(Case(f"train: --resume with a {kind} state.pt", "train", [*good, "--resume", "--steps", "4"], 2,
+    for kind, said in (("truncated", "cut in half"), ("garbage", "not a state file"), ("empty", "empty (0 bytes)")):
+        cases.append(Case(f"train: --resume, state.pt {said}", "train", [*good, "--resume", "--steps", "4"], 2,
                           errors=[("state.pt", "cannot resume")], before=damage(kind)))
     cases.append(Case("train: --resume with another network", "train", [*good[:-len(tiny)], *tiny, "--channels", "4,8", "--resume"], 2,
                       errors=[("--resume", "channels")], before=lambda: state.write_bytes(kept["state"])))
