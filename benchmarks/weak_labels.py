@@ -18,7 +18,7 @@ Takes the folder written by ``benchmarks/mine_synthetic.py --out DIR``
 4. scores both ``last.safetensors`` on the held-out MIR-1K singers with
    ``vocalsep evaluate`` (BSS Eval v3 per clip) and writes a summary JSON.
 
-    python benchmarks/mine_synthetic.py --songs 0 --exclude-singers abjones,tammy --seconds 1000 --jobs 1 \\
+    python benchmarks/mine_synthetic.py --songs 0 --exclude-singers abjones,tammy --seconds 1000 --jobs 1 --forms basic \\
         --out /work/exp/mine-all --json benchmarks/results/mine_synthetic_all.json
     OMP_NUM_THREADS=1 python benchmarks/weak_labels.py /work/exp/mine-all --work /work/exp --stems-remix 0.5 \\
         --json benchmarks/results/weak_labels.json

@@ -220,3 +220,30 @@ def test_oracle_with_shifts_averages_the_framings(synth):
                  "--out", str(out), "--jobs", "1", "-q", "--tracks", "song0"]) == 0
     assert "--shifts 2" in (out / "summary.md").read_text()
     assert main(["evaluate", "--data", str(synth / "data"), "--system", "oracle", "--shifts", "0", "--out", str(out)]) == 2
+
+
+def test_item02_mask_figure_of_an_estimates_folder_longer_than_the_excerpt(tmp_path, capsys):
+    """Issue 24, item 2: the excerpt of the references was compared with the whole estimate (exit 2, no summary)."""
+    rng = np.random.default_rng(1)
+    t = np.arange(int(3.0 * RATE)) / RATE  # longer than the excerpt (1 s) + 1 s
+    voc = np.stack([0.3 * np.sin(2 * np.pi * 220 * t)] * 2)
+    acc = 0.2 * rng.standard_normal((2, t.size))
+    _write(tmp_path / "data" / "song" / "vocals.wav", voc)
+    _write(tmp_path / "data" / "song" / "accompaniment.wav", acc)
+    _write(tmp_path / "est" / "song" / "vocals.wav", voc + 0.01 * acc)
+    _write(tmp_path / "est" / "song" / "accompaniment.wav", 0.99 * acc)
+    out = tmp_path / "out"
+    code = main(["-q", "evaluate", "--data", str(tmp_path / "data"), "--system", f"est={tmp_path / 'est'}", "--system", "mixture",
+                 "--out", str(out), "--rate", str(RATE), "-j", "1", "--excerpt", "1"])
+    assert code == 0, capsys.readouterr().err
+    assert (out / "summary.json").is_file() and (out / "figures" / "masks_song.png").read_bytes().startswith(PNG)
+
+
+def test_item16_a_damaged_setup_file_is_one_line(synth, capsys):
+    out = synth / "out"
+    out.mkdir()
+    for text in ("{not json", "[1, 2]", "\udcff".encode("utf-8", "surrogateescape").decode("latin-1")):
+        (out / "setup.json").write_text(text, encoding="latin-1")
+        code = main(["-q", "evaluate", "--data", str(synth / "data"), "--system", "mixture", "--out", str(out), "--rate", str(RATE), "-j", "1"])
+        err = capsys.readouterr().err
+        assert code == 2 and "Traceback" not in err and err.count("\n") == 1 and f"{out / 'setup.json'}:" in err, err

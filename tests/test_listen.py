@@ -744,3 +744,67 @@ def test_pages_and_scripts_are_packaged():
     here = Path(__import__("vocalsep.listen", fromlist=["x"]).__file__).parent
     assert {p.name for p in (here / "static").iterdir()} >= {"participant.js", "admin.js", "listen.css"}
     assert {p.name for p in (here / "templates").iterdir()} >= {"participant.html", "admin.html"}
+
+
+# -- issue 24: a relative study path (item 1), hostile requests and spreadsheet formulas (item 21)
+
+def _audio_name(study) -> str:
+    return study.excerpts[0].reference.split("/", 1)[1]
+
+
+def test_item01_serve_with_a_relative_study_path(small_study, tmp_path, monkeypatch):
+    study = _fresh_copy(small_study, tmp_path)
+    for cwd, arg in ((tmp_path, study.name), (study, ".")):  # the README's 'serve study/' and 'serve .'
+        monkeypatch.chdir(cwd)
+        app = create_app(arg, db=tmp_path / f"{cwd.name}.sqlite", admin_token="test-admin-token-0123456789")
+        name = _audio_name(app.config["STUDY"])
+        got = app.test_client().get(f"/audio/{name}")
+        assert got.status_code == 200 and got.data == (study / "audio" / name).read_bytes()
+
+
+def test_item21_deeply_nested_json_is_a_400(small_study, tmp_path):
+    app = create_app(_fresh_copy(small_study, tmp_path), db=tmp_path / "r.sqlite", admin_token="test-admin-token-0123456789")
+    client = app.test_client()
+    nested = b"[" * 30000 + b"]" * 30000  # within the size limit, past the parser's depth
+    for path in ("/api/participants", "/api/p/" + "x" * 32 + "/answer"):
+        got = client.post(path, data=nested, content_type="application/json")
+        assert got.status_code in (400, 404) and got.is_json and "error" in got.get_json()
+    got = client.post("/api/participants", data=nested, content_type="application/json")
+    assert got.status_code == 400 and got.get_json()["error"] == "the body is nested too deeply"
+
+
+def test_item21_a_clip_replaced_by_a_link_is_not_followed(small_study, tmp_path):
+    study = _fresh_copy(small_study, tmp_path)
+    app = create_app(study, db=tmp_path / "r.sqlite", admin_token="test-admin-token-0123456789")
+    client = app.test_client()
+    name = _audio_name(app.config["STUDY"])
+    assert client.get(f"/audio/{name}").status_code == 200
+    secret = tmp_path / "secret.wav"
+    secret.write_bytes(b"RIFF not for participants")
+    (study / "audio" / name).unlink()
+    (study / "audio" / name).symlink_to(secret)  # after start-up
+    got = client.get(f"/audio/{name}")
+    assert got.status_code == 404 and b"not for participants" not in got.data
+
+
+def test_item21_participant_text_never_starts_a_formula(small_study, tmp_path):
+    study_path = _fresh_copy(small_study, tmp_path)
+    app = create_app(study_path, db=tmp_path / "r.sqlite", admin_token="test-admin-token-0123456789")
+    client = app.test_client()
+    study = app.config["STUDY"]
+    ids = ("-2+3", "+1", "@A1:B2")
+    for external in ids:
+        token = client.post("/api/participants", json={"external_id": external}, headers={"User-Agent": "=HYPERLINK(1)"}).get_json()["token"]
+        state = client.get(f"/api/p/{token}/state").get_json()
+        assert client.post(f"/api/p/{token}/answer", json=answer_body(state, study, clip_index(study))).status_code == 200
+    text = client.get("/api/admin/responses.csv", headers={"Authorization": "Bearer test-admin-token-0123456789"}).data.decode()
+    import csv
+    import io
+
+    cells = [c for row in csv.reader(io.StringIO(text)) for c in row]
+    assert all(not c.startswith(("=", "+", "-", "@")) for c in cells), [c for c in cells if c[:1] in "=+-@"]
+    assert {f"'{x}" for x in ids} <= set(cells)
+    summary = make_report(study_path, tmp_path / "report", db=tmp_path / "r.sqlite", include_incomplete=True)
+    for name in ("responses.csv", "participants.csv"):
+        cells = [c for row in csv.reader(open(summary["files"][name], encoding="utf-8")) for c in row]
+        assert all(not c.startswith(("=", "+", "-", "@")) for c in cells), (name, [c for c in cells if c[:1] in "=+-@"])

@@ -316,3 +316,93 @@ def test_mine_mir1k(data_dir, tmp_path):
     assert scores["precision"] == 1.0 and scores["recall"] == 1.0, scores
     for p in scores["per_pair"]:
         assert abs(p["offset_error_ms"]) <= 1000 / SR and p["sdr_mined"] > p["sdr_true_alignment"] - 0.3, p
+
+
+# -- issue 24: a relative folder (item 3), damaged stored results (16), bad catalogue rows (17)
+
+def test_item03_a_relative_catalogue_folder(tmp_path, monkeypatch):
+    _, acc = toy_song(0, 2.0)
+    save(tmp_path / "lib" / "Amy - Song.wav", acc, SR)
+    save(tmp_path / "lib" / "sub" / "Amy - Song (Instrumental).wav", acc, SR)
+    monkeypatch.chdir(tmp_path)
+    entries, problems = read_catalog("lib")
+    assert problems == [] and sorted(e.title for e in entries) == ["Song", "Song (Instrumental)"]
+    assert all(e.path.is_file() and e.path.is_absolute() for e in entries)
+
+
+def test_item16_stored_results_of_the_wrong_shape_are_computed_again(tmp_path):
+    build_catalogue(toy_songs(1, 6.0), tmp_path / "cat", seed=6, distractors=False, without_instrumental_every=0)
+    cfg = MineConfig(str(tmp_path / "cat" / "catalog.csv"), str(tmp_path / "out"), jobs=1)
+    first = mine(cfg)
+    assert len(first["pairs"]) == 1
+    stored = sorted((tmp_path / "out" / ".work").rglob("*.json"))
+    for path, text in zip(stored, ("{}", '{"status": "ok"}', "[]")):
+        path.write_text(text)
+    again = mine(cfg)
+    assert again["pairs"] == first["pairs"] and again["failed"] == 0
+
+
+def test_item17_bad_catalogue_rows_are_one_problem_each(tmp_path):
+    a = save(tmp_path / "a.flac", toy_song(0, 2.0)[1], SR)
+    lines = [b"artist,title,path", b"Amy,Song,a.flac", b"Amy,Caf\xe9 (Instrumental),a.flac", b"Amy,Long," + b"x" * 140000, b"Amy,Song 2,a.flac"]
+    (tmp_path / "cat.csv").write_bytes(b"\n".join(lines) + b"\n")
+    entries, problems = read_catalog(tmp_path / "cat.csv")
+    assert [e.title for e in entries] == ["Song", "Song 2"]
+    assert len(problems) == 2 and "line 3: not UTF-8 text (byte 0xe9)" in problems[0] and "line 4: a field is longer than" in problems[1]
+    rows = [json.dumps({"artist": "Amy", "title": "Song", "path": "a.flac"}).encode(), b'{"artist": "Amy", "title": "Caf\xe9", "path": "a.flac"}',
+            json.dumps({"artist": "Amy", "title": "Song 2", "path": "a.flac"}).encode(), b"[" * 100000 + b"]" * 100000]
+    (tmp_path / "cat.jsonl").write_bytes(b"\xef\xbb\xbf" + b"\n".join(rows) + b"\n")
+    entries, problems = read_catalog(tmp_path / "cat.jsonl")
+    assert [e.title for e in entries] == ["Song", "Song 2"] and entries[0].path == a.resolve()
+    assert len(problems) == 2 and "line 2: not UTF-8 text (byte 0xe9 at column 32)" in problems[0] and "line 4: not JSON" in problems[1]
+
+
+# -- issue 24, item 4: real-world instrumental title forms, and the exclusions kept
+
+def test_item04_every_synthetic_title_form_is_an_instrumental_of_its_original():
+    from vocalsep.mining.synthetic import MARKER_STYLES, NATIVE_TITLES
+
+    cfg = MatchConfig()
+    for title in ("Golden River", "Don't Stop", *NATIVE_TITLES[:6]):
+        base = parse_title(title, cfg).base
+        for style in MARKER_STYLES:
+            t = parse_title(style.format(title), cfg)
+            assert t.instrumental and t.base == base and not t.tags, style.format(title)
+            found = find_candidates(_entries(("Amy", title, 200.0), ("AMY", style.format(title), 201.0)), cfg)
+            assert [(c.original.index, c.instrumental.index) for c in found.candidates] == [(1, 2)], style.format(title)
+
+
+def test_item04_instrumental_mix_pairs_and_the_look_alikes_do_not():
+    cfg = MatchConfig()
+    entries = _entries(
+        ("Amy", "Golden River", 200.0),                            # 1 original
+        ("Amy", "Golden River (Instrumental Mix)", 200.5),         # 2 its instrumental (was taken for a remix)
+        ("Amy", "Golden River (Club Remix)", 200.0),               # 3 a remix
+        ("Amy", "Golden River (Club Remix) [Instrumental]", 200.0),  # 4 the remix's instrumental: pairs with 3 only
+        ("Amy", "Golden River (En Vivo)", 201.0),                  # 5 live, Spanish
+        ("Amy", "Golden River (アカペラ)", 200.0),                  # 6 a cappella, Japanese
+        ("Amy", "Golden River (TV Size)", 90.0),                   # 7 a TV-size edit
+        ("Amy", "Golden River (TVサイズ) (オフボーカル)", 90.5),      # 8 its off-vocal version: pairs with 7 only
+        ("Amy", "Golden River 2", 200.0),                          # 9 another song, numbered
+        ("Amy", "Golden River (Mr. Oizo Remix)", 230.0),           # 10 "Mr" is not the Korean "MR": an original (a remix)
+        ("Amy", "Instant Playback", 200.0),                        # 11 "Playback" ends an ordinary title: an original
+        ("Amy", "Golden River (라이브) (Inst.)", 201.0),             # 12 a live instrumental: pairs with the live version 5 only
+    )
+    found = find_candidates(entries, cfg)
+    assert sorted((c.original.index, c.instrumental.index) for c in found.candidates) == [(1, 2), (3, 4), (5, 12), (7, 8)]
+    assert found.instrumentals == 4 and not found.unmatched
+    reasons = {(c.original.index, c.instrumental.index): r for c, r in found.rejected}
+    assert "remix" in reasons[(3, 2)] and "live" in reasons[(5, 2)] and "a cappella" in reasons[(6, 2)] and "remix" in reasons[(1, 4)]
+    assert "live" in reasons[(1, 12)] and "durations differ" in reasons[(10, 4)]
+    assert not any(9 in k for k in reasons)  # "Part 2" is not a near miss of "Part 1"
+
+
+def test_item04_title_catalogue_precision_and_recall():
+    """The metadata stage on a catalogue of real-world title forms and same-artist distractors (the benchmark's
+    --titles-only, smaller): both at least 0.95."""
+    from vocalsep.mining.synthetic import score_candidates, title_catalogue
+
+    entries, truth = title_catalogue(60, 5, seed=7)
+    scores = score_candidates(find_candidates(entries, MatchConfig()).candidates, truth)
+    assert scores["true_pairs"] > 200
+    assert scores["precision"] >= 0.95 and scores["recall"] >= 0.95, scores

@@ -728,3 +728,17 @@ def test_musdb_excerpt_quality(spleeter_weights, data_dir):
         for stem, floor in (("vocals", 11.0), ("accompaniment", 12.6)):
             ref, _ = sf.read(folder / f"{stem}.flac", dtype="float32", always_2d=True)
             assert snr(ref.T, out[stem].numpy()) > floor, (precision, stem)
+
+
+def test_item15_an_empty_data_file_is_one_line(tmp_path, capsys):
+    """Issue 24, item 15: a 0-byte model.data-00000-of-00001 was a traceback (np.memmap of an empty file)."""
+    folder = tmp_path / "2stems"
+    folder.mkdir()
+    write_bundle(folder / "model", tf_spleeter_variables())
+    (folder / "checkpoint").write_text('model_checkpoint_path: "model"\n')
+    (folder / "model.data-00000-of-00001").write_bytes(b"")
+    for extra in ([], ["--no-verify"]):
+        assert _run_import(folder, "-o", tmp_path / "out", *extra) == 1
+        err = capsys.readouterr().err
+        assert err == f"vocalsep: error: {folder / 'model.data-00000-of-00001'}: the checkpoint data file is empty (0 bytes)\n"
+    assert not (tmp_path / "out").exists()

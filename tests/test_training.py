@@ -439,3 +439,39 @@ def test_init_starts_from_a_model_file(mir, tmp_path):
     ck = load_checkpoint(tmp_path / "hop384" / "last.safetensors")
     assert (ck.preset.name, ck.preset.hop, ck.preset.fullband) == ("jansson2017-hop384", 384, "bandlimited")
     assert ck.training["init"]["sha256"] == hashlib.sha256(first.read_bytes()).hexdigest()
+
+
+# -- issue 24: bad --data leaves nothing behind (item 9); --resume of a damaged or finished run (item 14)
+
+def test_item09_bad_data_leaves_no_empty_folders(tmp_path, capsys):
+    from vocalsep.cli import main
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("not a dataset")
+    for data in ("missing", "empty", "notes.txt"):
+        out = tmp_path / "runs" / "run"
+        assert main(["train", "--data", str(tmp_path / data), "--out", str(out), "--steps", "2", *TINY]) == 2
+        assert capsys.readouterr().err.count("vocalsep: error:") == 1
+        assert not (tmp_path / "runs").exists(), data  # neither --out nor the cache beside it
+
+
+def test_item14_resume_of_a_damaged_or_finished_run(mir, tmp_path, capsys):
+    from vocalsep.cli import main
+
+    out = tmp_path / "run"
+    common = ["train", "--data", str(mir), "--out", str(out), "--steps", "2", "--steps-per-epoch", "2", "--valid-groups", "cat", *TINY]
+    assert main(common) == 0
+    capsys.readouterr()
+    summary = (out / "summary.json").read_bytes()
+    # a finished run: nothing to do, its summary kept, its real score printed
+    assert main([*common, "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert (out / "summary.json").read_bytes() == summary and "NSDR nan" not in err
+    assert f"NSDR {json.loads(summary)['last']['valid_nsdr']:.2f} dB" in err
+    # a damaged state file: one line naming it
+    state = (out / "state.pt").read_bytes()
+    for damaged in (state[: len(state) // 2], b"garbage", b""):
+        (out / "state.pt").write_bytes(damaged)
+        assert main([*common, "--resume", "--steps", "4"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"vocalsep: error: {out / 'state.pt'}: cannot resume from it") and "Traceback" not in err

@@ -109,8 +109,8 @@ class AudioReader:
                 raise AudioError(self.path, f"cannot decode: {_reason(exc)}") from None
         if self.info.sample_rate <= 0 or self.info.channels <= 0:
             raise AudioError(self.path, "no usable audio stream")
-        self.start_frame = int(round(self.offset * self.info.sample_rate))
-        self.frame_limit = None if duration is None else int(round(duration * self.info.sample_rate))
+        self.start_frame = _frames(self.offset, self.info.sample_rate)
+        self.frame_limit = None if duration is None or _frames(duration, self.info.sample_rate) >= _MAX_FRAMES else _frames(duration, self.info.sample_rate)
 
     # -- probing
     def _probe_soundfile(self) -> AudioInfo:
@@ -201,6 +201,8 @@ class AudioReader:
             s = c.streams.audio[self.stream]
             s.thread_type = "AUTO"
             start = self.start_frame
+            if start >= _MAX_FRAMES:
+                return
             if start > rate:  # seek near the offset, then trim by timestamps
                 target = (start / rate - 1.0) / float(s.time_base)
                 try:
@@ -238,6 +240,15 @@ class AudioReader:
         if not blocks:
             return np.zeros((self.channels, 0), np.float32)
         return np.concatenate(blocks, axis=1)
+
+
+_MAX_FRAMES = 1 << 62  # more frames than any file holds: an offset or a duration beyond it means "to the end"
+
+
+def _frames(seconds: float, rate: int) -> int:
+    """``seconds`` at ``rate`` as a whole number of frames, at most :data:`_MAX_FRAMES`."""
+    n = seconds * rate
+    return _MAX_FRAMES if not n < _MAX_FRAMES else int(round(n))
 
 
 def _gather(blocks: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
@@ -285,6 +296,14 @@ def resample(x: np.ndarray, src_rate: int, dst_rate: int, quality: str = "HQ") -
     return np.ascontiguousarray(y.T, dtype=np.float32)
 
 
+def check_format(fmt: str, bit_depth: str) -> None:
+    """Refuse a sample format the output format cannot store (:class:`OutputError`)."""
+    if bit_depth not in BIT_DEPTHS:
+        raise OutputError(f"unsupported bit depth {bit_depth!r}; choose one of {', '.join(BIT_DEPTHS)}")
+    if fmt == "flac" and bit_depth in ("32", "float"):
+        raise OutputError("FLAC stores at most 24-bit integers; use --bit-depth 16 or 24, or WAV for float")
+
+
 class AudioWriter:
     """Streams float32 ``(channels, n)`` blocks into a file, atomically.
 
@@ -300,10 +319,7 @@ class AudioWriter:
         if fmt not in OUTPUT_FORMATS:
             raise OutputError(f"{self.path}: unsupported output format {fmt!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
         bit_depth = str(bit_depth)
-        if bit_depth not in BIT_DEPTHS:
-            raise OutputError(f"unsupported bit depth {bit_depth!r}; choose one of {', '.join(BIT_DEPTHS)}")
-        if fmt == "flac" and bit_depth in ("32", "float"):
-            raise OutputError("FLAC stores at most 24-bit integers; use --bit-depth 16 or 24, or WAV for float")
+        check_format(fmt, bit_depth)
         if fmt == "mp3" and sample_rate not in _MP3_RATES:
             raise OutputError(f"{self.path}: MP3 cannot store {sample_rate} Hz; use WAV or FLAC")
         self.fmt = fmt
@@ -352,7 +368,10 @@ class AudioWriter:
                 block = np.clip(block, -1.0, 1.0)
         self.frames += block.shape[1]
         if self.fmt in ("wav", "flac"):
-            self._sf.write(block.T)
+            try:
+                self._sf.write(block.T)
+            except Exception as exc:  # noqa: BLE001 - libsndfile says "System error." without the system's reason
+                raise self._write_error(exc) from None
         else:
             import av
 
@@ -360,8 +379,23 @@ class AudioWriter:
             frame.sample_rate = self.sample_rate
             frame.pts = self._pts
             self._pts += block.shape[1]
-            for packet in self._stream.encode(frame):
-                self._container.mux(packet)
+            try:
+                for packet in self._stream.encode(frame):
+                    self._container.mux(packet)
+            except OSError as exc:  # PyAV's errors carry the system's reason
+                raise OutputError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
+
+    def _write_error(self, exc: Exception) -> OutputError:
+        """One line naming the output and the reason (libsndfile's own text holds the system's: "No space left on device")."""
+        reason = str(exc)
+        try:
+            import soundfile as sf
+
+            reason = sf._ffi.string(sf._snd.sf_strerror(self._sf._file)).decode("utf-8", "replace") or reason
+        except Exception:  # noqa: BLE001 - the generic message is all there is
+            pass
+        reason = reason.removeprefix("System error : ").rstrip(".") or reason
+        return OutputError(f"{self.path}: cannot write: {reason}")
 
     def _close_handles(self) -> None:
         if self.fmt in ("wav", "flac"):
@@ -376,7 +410,12 @@ class AudioWriter:
             return self.path
         self._closed = True
         try:
-            self._close_handles()
+            try:
+                self._close_handles()
+            except OSError as exc:
+                raise OutputError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
+            except RuntimeError as exc:  # libsndfile, flushing the header
+                raise self._write_error(exc) from None
             publish(self._tmp, self.path)
         except BaseException:
             self._tmp.unlink(missing_ok=True)

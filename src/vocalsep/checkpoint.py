@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from . import __version__
-from ._atomic import publish, temp_beside
+from ._atomic import follow_umask, publish, temp_beside
 from .config import Preset
 from .errors import ConfigError, ModelError
 from .model import UNet
@@ -84,6 +84,7 @@ def save_checkpoint(
     tmp = temp_beside(path)
     try:
         save_file(tensors, os.fspath(tmp), metadata=metadata)
+        follow_umask(tmp)
         return publish(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -132,7 +133,12 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     for k, v in tensors.items():
         if v.shape != expected[k].shape:
             raise ModelError(f"{path}: tensor {k} has shape {tuple(v.shape)}, the model needs {tuple(expected[k].shape)}")
+        if v.is_floating_point() != expected[k].is_floating_point():
+            raise ModelError(f"{path}: tensor {k} holds {str(v.dtype).removeprefix('torch.')} values, the model needs "
+                             f"{'floating-point' if expected[k].is_floating_point() else 'integer'} ones")
         if v.is_floating_point():
+            if not torch.isfinite(v).all():
+                raise ModelError(f"{path}: tensor {k} holds NaN or infinite values")
             tensors[k] = v.to(expected[k].dtype)
     model.load_state_dict(tensors, strict=True, assign=True)
     model.eval().to(device)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +24,20 @@ log = logging.getLogger("vocalsep")
 
 class UsageError(Exception):
     """Wrong arguments: exit code 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: what is being written is discarded (exit code 143)."""
+
+
+_SIGNALLED = {"terminated": False}
+
+
+def _terminate(signum, frame):
+    if _SIGNALLED["terminated"]:  # once: a second SIGTERM must not cut the clean-up short
+        return
+    _SIGNALLED["terminated"] = True
+    raise Terminated()
 
 
 def _stems(text: str) -> list[str]:
@@ -67,9 +83,13 @@ def _wiener(text: str) -> int:
 
 
 def _jobs(text: str) -> int:
-    v = int(text)
+    """A whole number of at least 1 (--jobs, --threads, --limit, --rate): argparse names the option."""
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
     if v < 1:
-        raise argparse.ArgumentTypeError("--jobs must be at least 1")
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
     return v
 
 
@@ -99,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offset", type=_nonneg, default=0.0, metavar="S", help="start this many seconds into each input")
     p.add_argument("--duration", type=_positive, default=None, metavar="S", help="separate at most this many seconds")
     p.add_argument("--stream", type=int, default=0, metavar="N", help="audio stream of multi-stream files (MUSDB18 .stem.mp4: 0 = mixture)")
-    p.add_argument("--filename", default="{track}/{stem}.{ext}", help="output path template inside OUTDIR (default: {track}/{stem}.{ext})")
+    p.add_argument("--filename", default="{track}/{stem}.{ext}", help="output path template inside OUTDIR, with the fields {track}, {stem} and {ext} only (default: {track}/{stem}.{ext})")
     p.add_argument("--fullband", choices=["interpolate", "bandlimited"], default=None, help="how full-band stems are formed from the model's 0-4 kHz masks (default: the model's preset's: interpolate for "
                    "jansson2017, bandlimited for jansson2017-hop384)")
     p.add_argument("--high-band", choices=["edge", "zero", "one"], default=None, help="mask above the modelled band (default: edge)")
@@ -236,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder: pairs.csv, report.md, report.json, .work/ (stored results)")
     p.add_argument("--duration-tolerance", type=_nonneg, default=2.0, metavar="S", help="largest duration difference of a pair (default: 2 s)")
     p.add_argument("--title-threshold", type=_score100, default=90.0, metavar="N", help="smallest fuzzy title similarity, 0-100 (default: 90)")
-    p.add_argument("--marker", action="append", default=[], metavar="TEXT", help="another instrumental marker, e.g. 'backing version'; repeatable")
+    p.add_argument("--marker", action="append", default=[], metavar="TEXT", help="another instrumental marker, e.g. 'backing version'; in parentheses, '(MR)', only a whole qualifier; repeatable")
     p.add_argument("--only-markers", action="store_true", help="use only the --marker phrases, not the built-in ones")
     p.add_argument("--allow", type=_names, default=(), metavar="TAGS",
                    help="look-alike tags that do not prevent a pair: live, remix, acoustic, acappella, edit, demo, remaster")
@@ -292,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(args.verbose, args.quiet)
     from .errors import VocalsepError
 
+    _SIGNALLED["terminated"] = False
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
     try:
         return args.func(args)
     except UsageError as exc:
@@ -300,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     except VocalsepError as exc:
         print(f"vocalsep: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated:
+        print("vocalsep: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("vocalsep: interrupted", file=sys.stderr)
         return 130
@@ -309,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass
         return 141  # 128 + SIGPIPE, as a shell reports it
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def entry() -> None:
@@ -319,8 +347,9 @@ def entry() -> None:
     tensors, modules and thread pools one by one: measured 0.32 s of the 4.2 s
     that ``vocalsep separate -m spleeter:2stems`` takes for 3 minutes of audio,
     against 0.05 s when the process ends with :func:`os._exit` after flushing
-    the streams and logging.  :func:`main` itself returns normally (for tests
-    and for callers from Python).
+    the streams and logging.  An interrupted run (130, 143) exits normally, so
+    that multiprocessing releases what a stopped worker pool held.
+    :func:`main` itself returns normally (for tests and for callers from Python).
     """
     rc = main()
     logging.shutdown()
@@ -329,13 +358,17 @@ def entry() -> None:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe or stream: nothing more can be said
             pass
+    if rc in (130, 143):  # interrupted: a normal exit, so that multiprocessing releases what a stopped worker pool held
+        sys.exit(rc)
     os._exit(rc)
 
 
 # -- separate
 
-def collect_inputs(items: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files to separate (folders searched recursively, in sorted order) and (item, reason) for bad items."""
+def collect_inputs(items: list[str], skip=None) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files to separate (folders searched recursively, in sorted order) and (item, reason) for bad items.
+
+    ``skip(path)`` says which files found in folders are not inputs (vocalsep's own outputs)."""
     from .audio import is_audio_file
 
     files: list[Path] = []
@@ -343,8 +376,9 @@ def collect_inputs(items: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
     for item in items:
         p = Path(item)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and is_audio_file(f) and not f.name.startswith("."))
-            if not found:
+            audio = sorted(f for f in p.rglob("*") if f.is_file() and is_audio_file(f) and not f.name.startswith("."))
+            found = [f for f in audio if skip is None or not skip(f)]
+            if not audio:
                 bad.append((item, "folder contains no audio files"))
             files.extend(found)
         elif p.exists():
@@ -396,8 +430,8 @@ def _separate_one(sep, path: Path, args, inputs: list[Path], progress=None) -> t
             offset=args.offset, duration=args.duration, stream=args.stream, force=args.force, progress=progress,
             protected=inputs,
         )
-    except VocalsepError as exc:
-        return "failed", str(exc)
+    except VocalsepError as exc:  # an output's error names the output file: say which input it was for
+        return "failed", str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
     except (OSError, RuntimeError, ValueError) as exc:
         return "failed", f"{path}: {type(exc).__name__}: {exc}"
     if not written:
@@ -408,9 +442,14 @@ def _separate_one(sep, path: Path, args, inputs: list[Path], progress=None) -> t
 _WORKER = {}
 
 
-def _worker_init(args, threads: int) -> None:
+def _worker_init(args, threads: int, parent: int) -> None:
     import torch
 
+    from ._workers import die_with_parent
+
+    die_with_parent(parent)
+    signal.signal(signal.SIGTERM, _worker_terminate)
+    signal.signal(signal.SIGINT, _worker_terminate)  # Ctrl-C reaches the whole process group: the main process reports it
     torch.set_num_threads(threads)
     _configure_logging(args.verbose, True)
     _WORKER["sep"] = _load_separator(args)
@@ -418,7 +457,21 @@ def _worker_init(args, threads: int) -> None:
 
 
 def _worker_run(path: Path, inputs: list[Path]):
-    return _separate_one(_WORKER["sep"], path, _WORKER["args"], inputs)
+    _WORKER["busy"] = True
+    try:
+        return _separate_one(_WORKER["sep"], path, _WORKER["args"], inputs)
+    except KeyboardInterrupt:  # SIGINT or SIGTERM: the outputs are discarded; take no further file
+        os._exit(130)
+    finally:
+        _WORKER["busy"] = False
+
+
+def _worker_terminate(signum, frame):
+    """SIGTERM or SIGINT in a worker: discard the file being written, or end at once (no traceback)."""
+    if _WORKER.get("busy"):
+        _terminate(signum, frame)  # raises the first time; ignores the next signals
+        return
+    os._exit(143)
 
 
 def _keep_freed_memory() -> None:
@@ -438,22 +491,32 @@ def _keep_freed_memory() -> None:
 
 
 def cmd_separate(args) -> int:
-    from .separator import output_paths
+    from .audio import check_format
+    from .errors import OutputError
+    from .separator import is_output, output_paths
 
     _keep_freed_memory()
     start = time.perf_counter()
-    files, bad = collect_inputs(args.inputs)
+    try:  # check the template and the format before any work
+        output_paths("track.wav", args.outdir, args.stems, args.fmt, args.filename)
+        check_format(args.fmt, args.bit_depth)
+    except OutputError as exc:
+        raise UsageError(str(exc)) from None
+    outdir_existed = Path(args.outdir).exists()
+    # what vocalsep wrote under OUTDIR (an earlier run's stems) is never an input
+    files, bad = collect_inputs(args.inputs, skip=lambda f: is_output(f, args.outdir, args.filename))
     for item, reason in bad:
         print(f"vocalsep: error: {item}: {reason}", file=sys.stderr)
-    try:  # check the template before any work
-        output_paths("track.wav", args.outdir, args.stems, args.fmt, args.filename)
-    except Exception as exc:  # noqa: BLE001
-        raise UsageError(str(exc)) from None
     # two inputs must not write the same outputs
     seen: dict[Path, Path] = {}
     unique: list[Path] = []
     for f in files:
-        target = output_paths(f, args.outdir, args.stems[:1], args.fmt, args.filename)[args.stems[0]]
+        try:
+            target = output_paths(f, args.outdir, args.stems[:1], args.fmt, args.filename)[args.stems[0]]
+        except OutputError as exc:  # this input's name, or a link where its output goes: this input alone fails
+            bad.append((str(f), str(exc)))
+            print(f"vocalsep: error: {exc}", file=sys.stderr)
+            continue
         if target in seen:
             bad.append((str(f), f"its outputs would collide with those of {seen[target]}; use --filename with more detail"))
             print(f"vocalsep: error: {f}: its outputs would collide with those of {seen[target]}", file=sys.stderr)
@@ -496,18 +559,26 @@ def cmd_separate(args) -> int:
         _load_separator(args)  # fail fast on a bad model, before starting workers
         threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
         ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_worker_init, initargs=(args, threads)) as pool:
-            futures = {pool.submit(_worker_run, f, unique): f for f in unique}
-            with tqdm(total=len(unique), unit="file", disable=not show) as bar:
-                from concurrent.futures import as_completed
+        from ._workers import stop_workers
 
-                for fut in as_completed(futures):
-                    f = futures[fut]
-                    status, msg = fut.result()
-                    if status == "failed":
-                        tqdm.write(f"vocalsep: error: {msg}", file=sys.stderr)
-                    results.append((f, status, msg))
-                    bar.update(1)
+        with ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_worker_init, initargs=(args, threads, os.getpid())) as pool:
+            try:
+                futures = {pool.submit(_worker_run, f, unique): f for f in unique}
+                with tqdm(total=len(unique), unit="file", disable=not show) as bar:
+                    from concurrent.futures import as_completed
+
+                    for fut in as_completed(futures):
+                        f = futures[fut]
+                        status, msg = fut.result()
+                        if status == "failed":
+                            tqdm.write(f"vocalsep: error: {msg}", file=sys.stderr)
+                        results.append((f, status, msg))
+                        bar.update(1)
+            except BaseException:
+                stop_workers(pool)
+                raise
+    if not outdir_existed and Path(args.outdir).is_dir() and not any(Path(args.outdir).iterdir()):
+        Path(args.outdir).rmdir()  # every input failed: no empty output folder either
     done = sum(1 for r in results if r[1] == "done")
     skipped = sum(1 for r in results if r[1] == "skipped")
     failed = sum(1 for r in results if r[1] == "failed") + len(bad)

@@ -107,8 +107,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .audio import AudioReader, AudioWriter, resample, track_name
+from .audio import OUTPUT_FORMATS, AudioReader, AudioWriter, resample, track_name
 from .checkpoint import TARGETS, Checkpoint, load_checkpoint
+from ._atomic import missing_dirs, remove_empty
 from ._threads import SerialWorker, prefetch
 from .chunking import overlap_add, overlap_sum
 from .config import COMBINE_RULES, FULLBAND_RULES, HIGH_BAND_RULES, PRECISIONS, Preset
@@ -318,6 +319,9 @@ class SpectralFrontEnd:
     def analyse(self, x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, torch.Tensor]:
         """``(channels, n)`` at ``sample_rate`` -> (low-rate waveform, low-rate complex STFT ``(channels, freqs, frames)``)."""
         low = resample(x, sample_rate, self.preset.sample_rate)
+        if low.shape[-1] == 0:
+            n = x.shape[-1]
+            raise AudioError(None, f"too short to separate ({n} sample{'s' if n != 1 else ''} at {sample_rate} Hz, none at the model's {self.preset.sample_rate} Hz)")
         spec = self.low_stft.forward(_as_tensor(low, self.device))
         return low, spec
 
@@ -724,6 +728,8 @@ class Separator:
             for s, y in block.items():
                 parts.setdefault(s, []).append(y)
         out = {s: torch.from_numpy(np.concatenate(v, axis=1)) for s, v in parts.items()}
+        if not all(torch.isfinite(y).all() for y in out.values()):
+            raise AudioError(None, "separation gave NaN or infinite samples")
         return {s: (y[0] if squeeze else y) for s, y in out.items()}
 
     def separate_file(
@@ -760,7 +766,12 @@ class Separator:
         if not todo:
             log.info("%s: all outputs exist, skipped (use --force to overwrite)", path)
             return {}
-        writers = {s: AudioWriter(targets[s], reader.sample_rate, reader.channels, fmt=fmt, bit_depth=bit_depth) for s in todo}
+        made = missing_dirs([targets[s].parent for s in todo], Path(outdir).resolve())
+        try:
+            writers = {s: AudioWriter(targets[s], reader.sample_rate, reader.channels, fmt=fmt, bit_depth=bit_depth) for s in todo}
+        except BaseException:
+            remove_empty(made)
+            raise
         io = SerialWorker()
         try:
             total = 0
@@ -776,6 +787,8 @@ class Separator:
             for out in self.separate_stream(prefetch(counted(reader.blocks())), reader.sample_rate, reader.channels, todo):
                 n = 0
                 for s, y in out.items():
+                    if not np.isfinite(y).all():
+                        raise AudioError(path, f"separation gave NaN or infinite samples (the input's peak is {peak:.3g}); no stem written")
                     io.submit(writers[s].write, y)
                     n = y.shape[1]
                 if progress is not None:
@@ -785,13 +798,17 @@ class Separator:
                 raise AudioError(path, "contains no audio samples" + (" in the selected range" if offset or duration else ""))
             if peak == 0.0:
                 raise AudioError(path, "is digital silence (every sample is zero): nothing to separate")
-        except BaseException:
+            io.close()
+            written = {s: w.commit() for s, w in writers.items()}  # inside the try: a signal may come here too
+        except BaseException as exc:
             io.close()
             for w in writers.values():
                 w.discard()
+            remove_empty(made)
+            if isinstance(exc, AudioError) and exc.path is None:  # from the separation itself: name the input
+                raise AudioError(path, exc.reason) from None
             raise
-        io.close()
-        return {s: w.commit() for s, w in writers.items()}
+        return written
 
     def _check_stems(self, stems: Sequence[str] | None) -> list[str]:
         if stems is None:
@@ -803,22 +820,66 @@ class Separator:
         return stems
 
 
+TEMPLATE_FIELDS = ("track", "stem", "ext")
+
+
+def template_fields(template: str) -> list[tuple[str, str | None]]:
+    """``(literal text, field or None)`` pieces of an output template; refuses anything but the
+    plain fields ``{track}``, ``{stem}`` and ``{ext}`` (no attributes, indices, conversions or specs)."""
+    import string
+
+    def bad(why: str) -> OutputError:
+        return OutputError(f"invalid --filename template {template!r}: {why}; use {{track}}, {{stem}} and {{ext}}")
+
+    try:
+        pieces = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise bad(str(exc)) from None
+    out = []
+    for literal, field, spec, conversion in pieces:
+        if field is not None and (field not in TEMPLATE_FIELDS or spec or conversion):
+            raise bad(f"{{{field}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}} is not one of its fields")
+        out.append((literal, field))
+    return out
+
+
 def output_paths(path: str | os.PathLike, outdir: str | os.PathLike, stems: Sequence[str], fmt: str, template: str = DEFAULT_TEMPLATE) -> dict[str, Path]:
-    """Where each stem of ``path`` goes; refuses a template that escapes ``outdir``."""
+    """Where each stem of ``path`` goes; refuses a template (or a track name) that leads outside ``outdir``,
+    and a path through a symbolic link below ``outdir``."""
+    pieces = template_fields(template)
     outdir_abs = Path(outdir).resolve()
+    track = track_name(path)
     result = {}
     for s in stems:
-        try:
-            rel = template.format(track=track_name(path), stem=s, ext=fmt)
-        except (KeyError, IndexError, ValueError) as exc:
-            raise OutputError(f"invalid --filename template {template!r}: use {{track}}, {{stem}} and {{ext}} ({exc})") from None
-        target = (outdir_abs / rel).resolve()
+        values = {"track": track, "stem": s, "ext": fmt}
+        rel = "".join(literal + (values[field] if field else "") for literal, field in pieces)
+        target = Path(os.path.normpath(outdir_abs / rel))
         if target == outdir_abs or outdir_abs not in target.parents:
+            if track != "track":
+                output_paths("track", outdir, [s], fmt, template)  # raises when the template itself leads outside
+                raise OutputError(f"{path}: its name {track!r} makes the output {target}, outside the output folder {outdir_abs}")
             raise OutputError(f"--filename template {template!r} makes {target}, outside the output folder {outdir_abs}")
+        link = next((d for d in (target, *target.parents) if d != outdir_abs and outdir_abs in d.parents and d.is_symlink()), None)
+        if link is not None:
+            raise OutputError(f"{link}: is a symbolic link; outputs are not written through links (remove it)")
         result[s] = target
     if len(set(result.values())) != len(result):
         raise OutputError(f"--filename template {template!r} gives several stems the same file; include {{stem}}")
     return result
+
+
+def is_output(path: str | os.PathLike, outdir: str | os.PathLike, template: str = DEFAULT_TEMPLATE) -> bool:
+    """Whether ``path`` lies in ``outdir`` where ``template`` puts a stem (of any track, stem and format):
+    a file vocalsep may have written, never an input."""
+    import re
+
+    try:
+        rel = Path(path).resolve().relative_to(Path(outdir).resolve())
+    except ValueError:
+        return False
+    choices = {"track": r"[^/]*", "stem": "|".join(STEMS), "ext": "|".join(OUTPUT_FORMATS)}
+    pattern = "".join(re.escape(literal) + (f"(?:{choices[field]})" if field else "") for literal, field in template_fields(template))
+    return re.fullmatch(pattern, rel.as_posix()) is not None
 
 
 def _has_bf16(device: torch.device) -> bool:

@@ -218,20 +218,24 @@ def mask_figure(cfg, systems: list[str], track: str, path: Path) -> Path:
     from ..config import get_preset
     from ..separator import SeparationOptions, SpectralFrontEnd
     from .run import TrackScorer
-    from .systems import parse_systems, ratio_masks
+    from .systems import EstimatesSystem, parse_systems, ratio_masks
 
     wanted = [s for s in parse_systems(cfg.systems) if s.name in systems]
     scorer = TrackScorer(dataclasses.replace(cfg, systems=tuple(_spec_text(s) for s in wanted), tracks=(track,), groups=(), limit=None))
-    mixture, refs = scorer.signals(track)
-    n = min(mixture.shape[-1], int(cfg.excerpt * scorer.rate))
-    mixture, refs = mixture[:, :n], {k: v[:, :n] for k, v in refs.items()}
+    whole = scorer.signals(track)
+    n = min(whole[0].shape[-1], int(cfg.excerpt * scorer.rate))
+    mixture, refs = whole[0][:, :n], {k: v[:, :n] for k, v in whole[1].items()}
     front = SpectralFrontEnd(get_preset(cfg.preset), SeparationOptions(), torch.device("cpu"))
     mono = mixture.mean(axis=0, keepdims=True).astype(np.float32)
     _, spec = front.analyse(mono, scorer.rate)
     estimates = {}
     for name in systems:
-        est = scorer.systems[name].estimate(track, mixture, refs, scorer.rate)
-        estimates[name] = est["vocals"].mean(axis=0, keepdims=True)
+        system = scorer.systems[name]
+        if isinstance(system, EstimatesSystem):  # its files hold the whole track: read against the whole track, then cut
+            vocals = system.estimate(track, *whole, scorer.rate)["vocals"][:, :n]
+        else:
+            vocals = system.estimate(track, mixture, refs, scorer.rate)["vocals"]
+        estimates[name] = vocals.mean(axis=0, keepdims=True)
     masks = ratio_masks(front, spec, estimates, scorer.rate)
     p = front.preset
     bins = p.bins

@@ -257,9 +257,12 @@ class TrackScorer:
 _WORKER: dict = {}
 
 
-def _worker_init(cfg: EvalConfig, threads: int) -> None:
+def _worker_init(cfg: EvalConfig, threads: int, parent: int) -> None:
     import torch
 
+    from .._workers import die_with_parent
+
+    die_with_parent(parent)
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.ERROR)
     _WORKER["scorer"] = TrackScorer(cfg)
@@ -457,7 +460,7 @@ def _run_pool(cfg: EvalConfig, todo: dict[str, list[str]], finish) -> None:
 
         _check_models(cfg)
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(cfg, threads)) as pool:
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(cfg, threads, os.getpid())) as pool:
             futures = {pool.submit(_worker_score, name, systems): name for name, systems in todo.items()}
             for fut in as_completed(futures):
                 finish(futures[fut], fut.result())
@@ -467,7 +470,12 @@ def _run_pool(cfg: EvalConfig, todo: dict[str, list[str]], finish) -> None:
 def _check_setup(out: Path, setup: dict, force: bool) -> None:
     path = out / "setup.json"
     if path.is_file() and not force:
-        old = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ConfigError(f"{path}: unreadable ({str(exc).splitlines()[0][:200]}); remove it, or use another output folder or --force") from None
+        if not isinstance(old, dict):
+            raise ConfigError(f"{path}: not a setup (a JSON object); remove it, or use another output folder or --force")
         if old != setup:
             diff = ", ".join(f"{k}: {old.get(k)!r} -> {v!r}" for k, v in setup.items() if old.get(k) != v)
             raise ConfigError(f"{out} holds results of another setup ({diff}); use another output folder or --force")

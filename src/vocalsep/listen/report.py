@@ -104,8 +104,17 @@ def _csv(rows: Iterable[dict], fields: Sequence[str]) -> str:
     w = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: (_num(v) if isinstance(v, float) else v) for k, v in r.items()})
+        w.writerow({k: (_num(v) if isinstance(v, float) else _text(v) if isinstance(v, str) else v) for k, v in r.items()})
     return buf.getvalue()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text(v: str) -> str:
+    """A text cell a spreadsheet shows as text: one that would start a formula ("-1+1", "@SUM(A1)")
+    gets a leading apostrophe (participants choose their external ids and user agents)."""
+    return "'" + v if v.startswith(FORMULA_STARTS) else v
 
 
 def _num(v: float) -> str:

@@ -47,6 +47,7 @@ from .._webapp import LOOPBACK, ApiError, BackgroundServer, security_headers, ur
 from ..errors import ConfigError
 from .store import Conflict, Store, StudyFull
 from .study import (
+    AUDIO_DIR,
     AUDIO_TYPES,
     DB_FILE,
     SLOTS,
@@ -91,7 +92,10 @@ def create_app(study_dir: str | Path, *, db: str | Path | None = None, admin_tok
     def body() -> dict:
         if request.mimetype != "application/json":
             raise ApiError(415, "send JSON (Content-Type: application/json)")
-        data = request.get_json(silent=True)
+        try:
+            data = request.get_json(silent=True)
+        except RecursionError:  # silent covers malformed JSON, not JSON nested past the parser's depth
+            raise ApiError(400, "the body is nested too deeply") from None
         if data is None and not request.get_data():
             return {}
         if not isinstance(data, dict):
@@ -136,12 +140,16 @@ def create_app(study_dir: str | Path, *, db: str | Path | None = None, admin_tok
     def admin_page():
         return render_template("admin.html", title=study.title)
 
+    audio_root = (study.root / AUDIO_DIR).resolve()
+
     @app.get("/audio/<name>")
     def audio_file(name: str):
         path = audio.get(name)
-        if path is None or not path.is_file():
+        real = path.resolve() if path is not None else None
+        # checked now, not only at start-up: a clip replaced by a link to another file is not followed
+        if real is None or not real.is_relative_to(audio_root) or not real.is_file():
             raise ApiError(404, "no such clip")
-        resp = send_file(path, mimetype=AUDIO_TYPES[path.suffix.lower()], conditional=True, etag=True)
+        resp = send_file(real, mimetype=AUDIO_TYPES[path.suffix.lower()], conditional=True, etag=True)
         resp.headers["Cache-Control"] = "no-cache"  # revalidate (ETag): a study prepared again may reuse a name
         return resp
 
@@ -249,6 +257,10 @@ def create_app(study_dir: str | Path, *, db: str | Path | None = None, admin_tok
     def http_error(exc):
         messages = {413: f"the request is larger than {MAX_BODY // 1024} kB"}
         return jsonify(error=messages.get(exc.code, exc.description or exc.name)), exc.code
+
+    @app.errorhandler(500)
+    def internal_error(exc):  # logged by Flask; the client gets JSON like every other error
+        return jsonify(error="internal error"), 500
 
     @app.after_request
     def headers(resp):

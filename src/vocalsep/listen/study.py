@@ -281,7 +281,7 @@ def _kind(value) -> str:
 
 def load_study(path: str | Path) -> Study:
     """Read and validate a study folder (or its ``study.json``); :class:`ConfigError` names the field."""
-    p = Path(path)
+    p = Path(path).absolute()  # the server answers from its own folder: a relative root would be read from there
     file = p if p.name == STUDY_FILE and p.is_file() else p / STUDY_FILE
     if not file.is_file():
         raise ConfigError(f"{p}: not a study folder (no {STUDY_FILE}); make one with 'vocalsep listen prepare'")

@@ -100,28 +100,73 @@ def _entry(index: int, row: dict, base: Path, where: str) -> Entry:
     return Entry(index, values["artist"], values["title"], path.resolve(), duration, values["album"], values["isrc"], where)
 
 
+MAX_FIELD = 131072  # characters in one catalogue field (the csv module's own default limit)
+
+
+def _bad_text(values) -> ValueError | None:
+    """Why a row's text fields cannot be used (bytes that are not UTF-8, a field too long), or None."""
+    for v in values:
+        for text in v if isinstance(v, list) else [v]:
+            if not isinstance(text, str):
+                continue
+            if len(text) > MAX_FIELD:
+                return ValueError(f"a field is longer than {MAX_FIELD} characters")
+            bad = next((c for c in text if "\udc80" <= c <= "\udcff"), None)  # what surrogateescape made of a stray byte
+            if bad is not None:
+                return ValueError(f"not UTF-8 text (byte 0x{ord(bad) - 0xDC00:02x})")
+    return None
+
+
 def _rows_csv(path: Path):
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
-        fields = {ALIASES.get(h.strip().lower(), h.strip().lower()) for h in reader.fieldnames or []}
-        if not {"artist", "title", "path"} <= fields:
-            raise ConfigError(f"{path}: a catalogue CSV needs artist, title and path columns (found: {', '.join(sorted(fields)) or 'none'})")
-        for row in reader:
-            yield reader.line_num, row
+    limit = csv.field_size_limit(2**31 - 1)  # long fields are refused row by row (_bad_text), not by stopping the reader
+    try:
+        with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+            reader = csv.DictReader(f, delimiter=delimiter)
+            try:
+                header = reader.fieldnames or []
+            except csv.Error as exc:
+                raise ConfigError(f"{path}: the header row is not CSV ({exc})") from None
+            fields = {ALIASES.get(h.strip().lower(), h.strip().lower()) for h in header}
+            if not {"artist", "title", "path"} <= fields:
+                raise ConfigError(f"{path}: a catalogue CSV needs artist, title and path columns (found: {', '.join(sorted(fields)) or 'none'})")
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    yield reader.line_num, ValueError(f"not CSV ({exc})")
+                    continue
+                yield reader.line_num, _bad_text(row.values()) or row
+    finally:
+        csv.field_size_limit(limit)
 
 
 def _rows_jsonl(path: Path):
-    with open(path, encoding="utf-8-sig") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            if number == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield number, ValueError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 yield number, ValueError(f"not JSON ({exc.msg})")
                 continue
-            yield number, row if isinstance(row, dict) else ValueError("not a JSON object")
+            except RecursionError:
+                yield number, ValueError("not JSON (nested too deeply)")
+                continue
+            if not isinstance(row, dict):
+                yield number, ValueError("not a JSON object")
+                continue
+            yield number, _bad_text(row.values()) or row
 
 
 def _tags(path: Path) -> dict:
@@ -150,7 +195,7 @@ def _folder_rows(root: Path):
         if not (row.get("artist") and row.get("title")) and " - " in p.stem:
             artist, title = p.stem.split(" - ", 1)
             row = {**row, "artist": row.get("artist") or artist, "title": row.get("title") or title}
-        yield p, {**row, "path": str(p)}
+        yield p, {**row, "path": str(p.relative_to(root))}  # read relative to the folder (the catalogue's base)
 
 
 def read_catalog(path: str | os.PathLike) -> tuple[list[Entry], list[str]]:

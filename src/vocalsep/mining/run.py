@@ -80,7 +80,9 @@ def _pool(fn, tasks, jobs: int):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+    from .._workers import die_with_parent
+
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_safe, fn, *args): key for key, args in tasks}
         for fut in as_completed(futures):
             yield futures[fut], fut.result()
@@ -141,12 +143,20 @@ def file_key(path: Path) -> str:
     return hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
 
 
-class Store:
-    """JSON results under ``folder``, one file per key, written atomically."""
+# the keys a stored result of each status must hold to be reused (digest_file's, align_pair's)
+FILE_RESULT = {"ok": ("hash",), "failed": ("reason",)}
+PAIR_RESULT = {"accepted": ("offset", "gain", "gain_db", "residual_db", "vocal_activity", "confidence"),
+               "rejected": ("reason",), "failed": ("reason",)}
 
-    def __init__(self, folder: Path, force: bool = False):
+
+class Store:
+    """JSON results under ``folder``, one file per key, written atomically.  A stored result that
+    cannot be read, or is not of the ``shape`` (status -> keys it needs), is computed again."""
+
+    def __init__(self, folder: Path, force: bool = False, shape: dict[str, tuple[str, ...]] | None = None):
         self.folder = folder
         self.force = force
+        self.shape = shape
         self.reused = 0
 
     def get(self, key: str) -> dict | None:
@@ -157,8 +167,18 @@ class Store:
             result = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
+        if not self._fits(result):
+            log.warning("%s: not a stored result of this stage, computed again", path)
+            return None
         self.reused += 1
         return result
+
+    def _fits(self, result) -> bool:
+        if self.shape is None:
+            return True
+        if not isinstance(result, dict) or not isinstance(result.get("status"), str) or result["status"] not in self.shape:
+            return False
+        return all(k in result for k in self.shape[result["status"]])
 
     def put(self, key: str, result: dict) -> None:
         write_text(self.folder / f"{key}.json", json.dumps(result, sort_keys=True))
@@ -259,13 +279,13 @@ def mine(cfg: MineConfig) -> dict:
     rejected = [Rejection("metadata", c, reason) for c, reason in matched.rejected]
 
     files = {p: (p,) for p in dict.fromkeys(e.path for c in matched.candidates for e in (c.original, c.instrumental))}
-    file_store = Store(out / ".work" / "files", cfg.force)
+    file_store = Store(out / ".work" / "files", cfg.force, FILE_RESULT)
     by_key = _compute(file_store, digest_file, {file_key(p): (str(p),) for p in files}, cfg, "decoding")
     digests = {p: by_key[file_key(p)] for p in files}
     survivors, pruned = _prune_content(matched.candidates, digests)
     rejected += pruned
 
-    pair_store = Store(out / ".work" / "pairs", cfg.force)
+    pair_store = Store(out / ".work" / "pairs", cfg.force, PAIR_RESULT)
     keys = {_pair_key(c, cfg.align): c for c in survivors}
     aligned = _compute(pair_store, align_pair, {k: (str(c.original.path), str(c.instrumental.path), cfg.align.to_dict()) for k, c in keys.items()},
                        cfg, "aligning")

@@ -2,16 +2,27 @@
 
 :func:`build_catalogue` turns songs with separate voice and accompaniment
 (e.g. MIR-1K) into a catalogue a user could have: for each song an
-*original* (voice + accompaniment, FLAC) and, for most songs, an
-*instrumental* (the accompaniment alone, shifted by a random offset, scaled
-by a random gain, re-encoded as MP3) with a title in one of several marker
-styles and languages and an artist name written differently; plus
+*original* (voice + accompaniment, FLAC; every third title in another
+language or script) and, for most songs, an *instrumental* (the
+accompaniment alone, shifted by a random offset, scaled by a random gain,
+re-encoded as MP3) with a title in one of the styles real catalogues use
+(:data:`MARKER_STYLES`: Instrumental Mix/Version, Karaoke Version, Backing
+Track, Minus One, Off Vocal, Inst., Instr., MR, オフボーカル, カラオケ,
+インスト, 伴奏, 纯音乐, 반주, and Spanish, French, German, Portuguese,
+Italian and Russian forms) and an artist name written differently; plus
 distractors, two per song in turn (:data:`DISTRACTORS`): live versions,
 remixes, a cappellas, an extended instrumental (different duration), a copy of
 the original, "instrumentals" that are the original (decoded-identical or
-re-encoded), an unrelated accompaniment under a similar title and a
-re-recorded karaoke version (1 % slower).  ``truth.json`` records what each
-entry is.
+re-encoded), an unrelated accompaniment under a similar title, a
+re-recorded karaoke version (1 % slower), the instrumental of a remix, a TV-size
+edit and a TV-size instrumental, an a cappella and a live version titled in
+other languages.  ``truth.json`` records what each entry is.
+``forms="basic"`` builds the first benchmark's catalogue (8 title styles, the
+first 9 distractors).
+
+:func:`title_catalogue` is the metadata alone, at a larger scale: catalogue
+entries without audio and the true pairs, for the metadata stage
+(:func:`~vocalsep.mining.match.find_candidates`) with :func:`score_candidates`.
 
 :func:`score_mining` compares a mined ``pairs.csv`` with the truth: precision
 and recall of the pairs, offset error (ms), gain error (dB), and the SDR of
@@ -36,10 +47,27 @@ ADJECTIVES = ("Golden", "Silent", "Broken", "Electric", "Midnight", "Paper", "Cr
               "Quiet", "Wild", "Glass", "Distant", "Burning", "Frozen", "Secret", "Lonely", "Summer")
 NOUNS = ("River", "Harbor", "Mirror", "Garden", "Highway", "Lantern", "Ocean", "Thunder", "Window", "Compass", "Orchard", "Satellite",
          "Canyon", "Letter", "Balloon", "Shadow", "Island", "Signal", "Meadow", "Station")
-MARKER_STYLES = ("{} (Instrumental)", "{} - Instrumental Version", "{} (Inst.)", "{} (Karaoke Version)", "{} [Off Vocal]",
-                 "{} (Version instrumentale)", "{} (伴奏)", "{} (Versión Instrumental)")
-DISTRACTORS = ("live", "remix", "acappella", "extended_instrumental", "duplicate_original", "decoded_identical", "reencoded_identical",
-               "similar_title", "rerecorded")
+# forms="basic": the catalogue of the first benchmark (docs/mining.md), kept to reproduce it
+BASIC_MARKER_STYLES = ("{} (Instrumental)", "{} - Instrumental Version", "{} (Inst.)", "{} (Karaoke Version)", "{} [Off Vocal]",
+                       "{} (Version instrumentale)", "{} (伴奏)", "{} (Versión Instrumental)")
+BASIC_DISTRACTORS = ("live", "remix", "acappella", "extended_instrumental", "duplicate_original", "decoded_identical", "reencoded_identical",
+                     "similar_title", "rerecorded")
+# forms="all" (the default): how real catalogues write instrumentals, in several languages and scripts
+MARKER_STYLES = (
+    "{} (Instrumental)", "{} (Instrumental Mix)", "{} - Instrumental Version", "{} (Karaoke Version)", "{} [Off Vocal]", "{} (Inst.)",
+    "{} (Backing Track)", "{} (Minus One)", "{} (オフボーカル)", "{} (伴奏)", "{} (MR)", "{} (Versión Instrumental)",
+    "{} (Version instrumentale)", "{} (Instrumentalversion)", "{} (Versão Instrumental)", "{} (Versione Strumentale)", "{} (Instr.)",
+    "{} -off vocal-", "{} (カラオケ)", "{} (インスト)", "{} (纯音乐)", "{} (반주)", "{} (Inst. Ver.)", "{} (Off Vocal Ver.)",
+    "{} [Instrumental]", "{} - Karaoke", "{} (Karaoke-Version)", "{} (Playback)", "{} (Base Musicale)", "{} (Минусовка)",
+    "{} (オリジナル・カラオケ)", "{} (伴奏版)", "{} Instrumental", "{}〜Instrumental〜", "{} (No Vocals)", "{} (Sin Voz)",
+    "{} (Instrumental Ver.)", "{} (MR Ver.)", "{} (純音樂)", "{} (Instrumental Version)",
+)
+DISTRACTORS = BASIC_DISTRACTORS + ("instrumental_remix", "tv_size", "acappella_script", "live_language", "tv_size_instrumental")
+# titles in other languages and scripts, given to every third song with forms="all"
+NATIVE_TITLES = ("夜に駆ける", "잃어버린 별", "Ночной город", "Canción del Río", "Chanson d'Été", "Lied vom Meer", "Canção da Noite",
+                 "Canzone del Vento", "追风的孩子", "月光の街", "바람의 노래", "Зимний сад", "Señales de Humo", "Über den Wolken",
+                 "青い鳥", "春の雨", "노을 진 하늘", "Café Lumière", "Corazón Partido", "Città Vuota")
+FORMS = ("basic", "all")
 
 
 @dataclass
@@ -63,6 +91,12 @@ def _titles(count: int, rng: np.random.Generator) -> list[str]:
     adjectives, nouns = rng.permutation(ADJECTIVES), rng.permutation(NOUNS)
     return [f"{adjectives[i % len(ADJECTIVES)]} {nouns[(i + i // len(NOUNS)) % len(NOUNS)]}" + (f" {i // len(NOUNS) + 1}" if i >= len(NOUNS) else "")
             for i in range(count)]
+
+
+def _native_title(k: int) -> str:
+    """The ``k``-th title of :data:`NATIVE_TITLES`, numbered once they are used up (numbers keep titles apart)."""
+    n = len(NATIVE_TITLES)
+    return NATIVE_TITLES[k % n] + (f" {k // n + 1}" if k >= n else "")
 
 
 def _shifted(x: np.ndarray, lag: int, rng: np.random.Generator) -> np.ndarray:
@@ -136,26 +170,45 @@ def _distractor(cat: _Catalogue, kind: str, song: Song, title: str, mix: np.ndar
     elif kind == "rerecorded":
         slow = resample(acc, r, int(round(r * 1.01)))
         cat.add(a, f"{title} (Karaoke Version)", "Sing Along Vol. 3", slow, "mp3", kind, song.name)
+    elif kind == "instrumental_remix":  # the instrumental of a remix: not the original's
+        cat.add(a, f"{title} (Club Remix) [Instrumental]", "Remixes", np.flip(acc, axis=1) * 0.5 + acc * 0.5, "mp3", kind, song.name)
+    elif kind == "tv_size":  # a shorter edit of the original
+        cat.add(a, f"{title} (TV Size)", "Anime Edits", mix[:, : mix.shape[1] * 3 // 5], "flac", kind, song.name)
+    elif kind == "tv_size_instrumental":  # the instrumental of that edit (never with its original here)
+        cat.add(a, f"{title} (TV Size Off Vocal)", "Anime Edits", acc[:, : acc.shape[1] * 3 // 5], "mp3", kind, song.name)
+    elif kind == "acappella_script":
+        cat.add(a, f"{title} (アカペラ)", "Stems", mix - acc, "mp3", kind, song.name)
+    elif kind == "live_language":
+        live = resample(mix, r, int(r * 1.02))
+        cat.add(a, f"{title} (En Vivo)", "En Vivo", live, "flac", kind, song.name)
     else:
         raise ValueError(f"unknown distractor kind {kind!r}")
 
 
 def build_catalogue(songs: list[Song], folder: str | Path, *, seed: int = 0, max_offset: float = 3.0, gain_db: tuple[float, float] = (-6.0, 3.0),
-                    bitrate: int = 64, distractors: bool = True, without_instrumental_every: int = 6) -> dict:
+                    bitrate: int = 64, distractors: bool = True, without_instrumental_every: int = 6, forms: str = "all") -> dict:
     """Write ``folder/catalog.csv``, ``folder/audio/*``, ``folder/truth/*-voice.wav`` and ``folder/truth.json``.
 
     Every ``without_instrumental_every``-th song gets no instrumental (only
     distractors).  Offsets are uniform in ``+-max_offset`` seconds (whole
     samples), gains uniform in ``gain_db`` (dB), MP3s at ``bitrate`` kbit/s.
+    ``forms``: ``"all"`` (the instrumental title styles of :data:`MARKER_STYLES`,
+    the distractors of :data:`DISTRACTORS`, every third title in another
+    language or script) or ``"basic"`` (the first benchmark's catalogue).
     Returns the truth: ``entries`` (index, role, song, path) and ``pairs``
     (per song with an instrumental: original and instrumental indices,
     ``offset`` s and ``gain`` in the :class:`PairManifest` convention, the
     voice file).
     """
+    if forms not in FORMS:
+        raise ValueError(f"forms must be one of {FORMS}, not {forms!r}")
+    styles, kinds = (MARKER_STYLES, DISTRACTORS) if forms == "all" else (BASIC_MARKER_STYLES, BASIC_DISTRACTORS)
     folder = Path(folder)
     rng = np.random.default_rng(seed)
     cat = _Catalogue(folder, songs[0].rate, bitrate)
     titles = _titles(len(songs), rng)
+    if forms == "all":
+        titles = [_native_title(i // 3) if i % 3 == 1 else t for i, t in enumerate(titles)]
     pairs = {}
     for i, (song, title) in enumerate(zip(songs, titles)):
         if song.rate != cat.rate:
@@ -170,14 +223,15 @@ def build_catalogue(songs: list[Song], folder: str | Path, *, seed: int = 0, max
         else:
             lag = int(round(rng.uniform(-max_offset, max_offset) * song.rate))
             g = min(10 ** (rng.uniform(*gain_db) / 20), 0.95 / max(float(np.abs(acc).max()), 1e-9))
-            inst = cat.add(_artist_variant(song.artist, i), MARKER_STYLES[i % len(MARKER_STYLES)].format(title), "Album (Instrumentals)",
+            style = styles[(len(pairs) if forms == "all" else i) % len(styles)]  # "all": every style in turn, none skipped
+            inst = cat.add(_artist_variant(song.artist, i), style.format(title), "Album (Instrumentals)",
                            _shifted(acc * g, lag, rng), "mp3", "instrumental", song.name)
             pairs[song.name] = {"original": orig, "instrumental": inst, "offset": lag / song.rate, "gain": 1.0 / g,
                                 "voice": str(voice_path.resolve()), "accompaniment_scale": scale}
         if distractors:
             other = songs[(i + 1) % len(songs)].accompaniment * scale
             original_path = folder / cat.rows[orig - 1]["path"]
-            for kind in (DISTRACTORS[(2 * i) % len(DISTRACTORS)], DISTRACTORS[(2 * i + 1) % len(DISTRACTORS)]):
+            for kind in (kinds[(2 * i) % len(kinds)], kinds[(2 * i + 1) % len(kinds)]):
                 _distractor(cat, kind, song, title, mix, acc, other, original_path, rng)
     with open(folder / "catalog.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=["artist", "title", "album", "duration", "path"])
@@ -186,6 +240,120 @@ def build_catalogue(songs: list[Song], folder: str | Path, *, seed: int = 0, max
     truth = {"entries": cat.entries, "pairs": pairs, "rate": cat.rate, "bitrate": bitrate}
     (folder / "truth.json").write_text(json.dumps(truth, indent=1, ensure_ascii=False), encoding="utf-8")
     return truth
+
+
+# -- the metadata alone, at scale
+
+FIRST_NAMES = ("Amy", "Leon", "Ariel", "Mika", "Sakura", "Jun", "Min-ji", "Wei", "Olga", "José", "Élodie", "Jürgen", "João", "Giulia",
+               "Noah", "Chloé", "Kaito", "Sofía", "Ivan", "Hana")
+LAST_NAMES = ("Lane", "Park", "Sato", "Tanaka", "Kim", "Wang", "Petrova", "Álvarez", "Martin", "Weiß", "Silva", "Rossi", "Brown",
+              "Dubois", "Nakamura", "López", "Ivanov", "Lee", "Moreau", "Fischer")
+NATIVE_ARTISTS = ("米津玄師", "宇多田ヒカル", "아이유", "방탄소년단", "周杰倫", "王菲", "Кино", "Земфира")
+WORDS_A = ADJECTIVES + ("Neon", "Silver", "Endless", "Hidden", "Scarlet", "Gentle", "Restless", "Paper", "Empty", "Bright")
+WORDS_B = NOUNS + ("Promise", "Horizon", "Echo", "Ember", "Fountain", "Voyage", "Anthem", "Parade", "Lullaby", "Memory")
+ORIGINAL_EXTRAS = ("", "", "", " (feat. Guest)", " (Album Version)", " - Single Version", " (Original Mix)", " [Explicit]")
+TITLE_FORMS = {
+    "live": ("{} (Live)", "{} - Live at the Arena", "{} (En Vivo)", "{} (Ao Vivo)", "{} (Live in Tokyo)", "{} (라이브)", "{} (现场版)"),
+    "remix": ("{} (Club Remix)", "{} (Remix)", "{} (Dub Mix)", "{} (DJ Kaito Remix)", "{} (Club Mix)", "{} (リミックス)"),
+    "remix_instrumental": ("{} (Club Remix) [Instrumental]", "{} (Remix) [Inst.]", "{} (Dub Mix Instrumental)", "{} (DJ Kaito Remix) [Off Vocal]",
+                           "{} (Club Mix) (Karaoke Version)", "{} (リミックス) (インスト)"),
+    "acappella": ("{} (A Cappella)", "{} (Acapella)", "{} (Vocals Only)", "{} (アカペラ)", "{} (清唱版)", "{} [Acapella Version]"),
+    "acoustic": ("{} (Acoustic)", "{} (Unplugged)", "{} (Acoustic Version)", "{} (Versión Acústica)"),
+    "demo": ("{} (Demo)", "{} - Demo Version"),
+    "remaster": ("{} (2011 Remaster)", "{} - Remastered 2011"),
+    "edit": ("{} (Radio Edit)", "{} (Extended Mix)", "{} (Short Ver.)"),
+    "tv": ("{} (TV Size)", "{} (TVサイズ)", "{} (TV Ver.)"),
+    "tv_instrumental": ("{} (TV Size Off Vocal)", "{} (TV Size) (Instrumental)", "{} (TVサイズ) (オフボーカル)", "{} (TV Ver.) (Inst.)"),
+}
+
+
+def _song_titles(count: int, rng: np.random.Generator, native: bool) -> list[str]:
+    """``count`` titles that share no word, in English or (``native``) in other languages and scripts."""
+    if native:
+        order = rng.permutation(len(NATIVE_TITLES))
+        return [NATIVE_TITLES[k] for k in order[:count]]
+    a, b = rng.permutation(WORDS_A), rng.permutation(WORDS_B)
+    return [f"{a[k]} {b[k]}" for k in range(count)]
+
+
+def title_catalogue(artists: int = 200, songs: int = 6, *, seed: int = 0) -> tuple[list, dict]:
+    """A catalogue of metadata without audio: ``(entries, truth)``.
+
+    Each artist (a name in one of several scripts) has ``songs`` songs; each song an original (150 to
+    300 s) and, for most, an instrumental in a random style of :data:`MARKER_STYLES` credited to a
+    variant of the artist's name, lasting the same up to 1.5 s.  Distractors of the same artist, at
+    random, last about as long as the original, so that only their titles keep them apart: live
+    versions, remixes, a cappellas, acoustic versions, demos, remasters, edits, and a song numbered
+    "2".  A remix may have its own instrumental and a TV-size edit its own off-vocal version: those are
+    true pairs too.  ``truth["pairs"]``: the true ``(original, instrumental)`` entry indices.
+    """
+    from .catalog import Entry
+
+    rng = np.random.default_rng(seed)
+    entries: list[Entry] = []
+    roles: list[str] = []
+    pairs: list[tuple[int, int]] = []
+
+    def add(artist: str, title: str, duration: float, role: str) -> int:
+        index = len(entries) + 1
+        entries.append(Entry(index, artist, title, Path(f"/catalogue/{index:05d}.mp3"), round(float(duration), 1)))
+        roles.append(role)
+        return index
+
+    def near(d: float) -> float:
+        return d + rng.uniform(-1.5, 1.5)
+
+    for a in range(artists):
+        if a % 10 == 9:
+            artist = NATIVE_ARTISTS[(a // 10) % len(NATIVE_ARTISTS)] + (f" {a // 80 + 1}" if a >= 80 else "")
+        else:
+            artist = f"{FIRST_NAMES[a % len(FIRST_NAMES)]} {LAST_NAMES[(a // len(FIRST_NAMES) + a) % len(LAST_NAMES)]}"
+            if a >= len(FIRST_NAMES) * len(LAST_NAMES):
+                artist += f" {a}"
+        for k, title in enumerate(_song_titles(songs, rng, native=a % 4 == 1)):
+            d = rng.uniform(150, 300)
+            # the original as catalogues write it: a guest, a neutral qualifier, the apostrophe dropped on one side
+            shown = title + ORIGINAL_EXTRAS[int(rng.integers(len(ORIGINAL_EXTRAS)))]
+            original = add(artist, shown, d, "original")
+            if rng.random() < 0.85:
+                style = MARKER_STYLES[int(rng.integers(len(MARKER_STYLES)))]
+                name = title.replace("'", "") if rng.random() < 0.3 else title
+                pairs.append((original, add(_artist_variant(artist, int(rng.integers(5))), style.format(name), near(d), "instrumental")))
+            if rng.random() < 0.03:  # another song of the artist with a nearly identical title ("Love Song" / "Love Songs")
+                add(artist, title + "s", rng.uniform(150, 300), "similar_title")
+            for kind in ("live", "acappella", "acoustic", "demo", "remaster", "edit"):
+                if rng.random() < 0.25:
+                    forms = TITLE_FORMS[kind]
+                    add(artist, forms[int(rng.integers(len(forms)))].format(title), near(d), kind)
+            if rng.random() < 0.3:
+                i = int(rng.integers(len(TITLE_FORMS["remix"])))
+                dr = rng.uniform(150, 400)
+                remix = add(artist, TITLE_FORMS["remix"][i].format(title), dr, "remix")
+                if rng.random() < 0.5:
+                    pairs.append((remix, add(artist, TITLE_FORMS["remix_instrumental"][i].format(title), near(dr), "remix_instrumental")))
+            if rng.random() < 0.15:
+                i = int(rng.integers(len(TITLE_FORMS["tv"])))
+                dt = rng.uniform(88, 92)
+                tv = add(artist, TITLE_FORMS["tv"][i].format(title), dt, "tv")
+                if rng.random() < 0.7:
+                    form = TITLE_FORMS["tv_instrumental"][int(rng.integers(len(TITLE_FORMS["tv_instrumental"])))]
+                    pairs.append((tv, add(artist, form.format(title), near(dt), "tv_instrumental")))
+            if rng.random() < 0.05:  # another song of the artist, the same title numbered
+                add(artist, f"{title} 2", near(d), "sequel")
+    truth = {"pairs": pairs, "roles": roles}
+    return entries, truth
+
+
+def score_candidates(candidates, truth: dict) -> dict:
+    """Precision and recall of metadata candidates (:class:`~vocalsep.mining.match.Candidate`) against
+    :func:`title_catalogue`'s true pairs, and the wrong and missed ones (titles)."""
+    true = set(map(tuple, truth["pairs"]))
+    found = {(c.original.index, c.instrumental.index): c for c in candidates}
+    right = true & set(found)
+    wrong = [f"{c.original.title!r} + {c.instrumental.title!r}" for key, c in sorted(found.items()) if key not in true]
+    return {"candidates": len(found), "correct": len(right), "true_pairs": len(true),
+            "precision": len(right) / len(found) if found else float("nan"), "recall": len(right) / len(true) if true else float("nan"),
+            "wrong": wrong, "missed": sorted(true - set(found))}
 
 
 # -- scoring

@@ -404,7 +404,12 @@ class TensorBundle:
             path = self.shard_path(shard)
             if not path.is_file():
                 raise ModelError(f"{path}: missing checkpoint data file")
-            self._shards[shard] = np.memmap(path, np.uint8, mode="r")
+            if path.stat().st_size == 0:  # np.memmap cannot map an empty file
+                raise ModelError(f"{path}: the checkpoint data file is empty (0 bytes)")
+            try:
+                self._shards[shard] = np.memmap(path, np.uint8, mode="r")
+            except (OSError, ValueError) as exc:
+                raise ModelError(f"{path}: cannot read the checkpoint data file ({exc})") from None
         return self._shards[shard]
 
     def read(self, name: str) -> np.ndarray:

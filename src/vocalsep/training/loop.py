@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from .._atomic import publish, temp_beside
+from .._atomic import missing_dirs, publish, remove_empty, temp_beside
 from ..checkpoint import save_checkpoint
 from ..config import Preset, get_preset
 from ..data.datasets import open_dataset, split_tracks
@@ -432,14 +432,19 @@ def fit(config: TrainConfig) -> dict[str, Any]:
     state_path = out / "state.pt"
     if state_path.exists() and not cfg.resume:  # every rank refuses, so none waits for the others
         raise ConfigError(f"{out} already holds a training run; use --resume to continue it or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
     dev = _train_device(cfg)
     preset = make_preset(cfg)
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out.parent / ".vocalsep-cache"
+    made = missing_dirs([out.absolute(), cache_dir.absolute()], Path(out.absolute().anchor))
+    out.mkdir(parents=True, exist_ok=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
-    sampler, valid, patches, validate_fn, split = _open_data(cfg, preset, cache_dir, dist)
+    try:
+        sampler, valid, patches, validate_fn, split = _open_data(cfg, preset, cache_dir, dist)
+    except BaseException:  # data that cannot be used leaves no empty --out or cache folder behind
+        remove_empty(made)
+        raise
     data_seconds = time.perf_counter() - t0
     steps_per_epoch = cfg.steps_per_epoch or max(1, math.ceil(sampler.total_samples / sampler.patch_samples / cfg.batch_size / dist.world))
     total_steps = cfg.steps if cfg.steps is not None else (math.ceil(cfg.epochs * steps_per_epoch) if cfg.epochs else None)
@@ -455,8 +460,12 @@ def fit(config: TrainConfig) -> dict[str, Any]:
     step, best, train_seconds = 0, -math.inf, 0.0
     initial = init_facts(init_path) if init_path and dist.rank == 0 and not (cfg.resume and state_path.exists()) else None
     if cfg.resume and state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        saved_cfg = json.loads(state["config"])
+        try:
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
+            saved_cfg = json.loads(state["config"])
+        except Exception as exc:  # noqa: BLE001 - truncated, not a state file, written by something else
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise ConfigError(f"{state_path}: cannot resume from it, it is damaged ({reason}); remove it to start afresh, or choose another --out") from None
         for key, default in (("target_rule", "magnitude"), ("ema", 0.0), ("loss", "l1"), ("recipe", None), ("patch_frames", None)):
             saved_cfg.setdefault(key, default)  # runs from before the option
         for key in ("data", "target", "preset", "skip", "channels", "dropout", "input_norm", "batch_size", "seed", "target_rule", "ema", "loss",
@@ -472,6 +481,13 @@ def fit(config: TrainConfig) -> dict[str, Any]:
         step, best, train_seconds = int(state["step"]), float(state["best"]), float(state["train_seconds"])
         initial = json.loads(state["init"]) if state.get("init") else None
         log.info("resuming %s at step %d", out, step)
+        if (total_steps is not None and step >= total_steps) or (cfg.time_budget is not None and train_seconds >= cfg.time_budget):
+            try:  # a finished run: nothing to train, and its summary stays as it is
+                finished = json.loads((out / "summary.json").read_text())
+                log.info("%s finished at step %d already; nothing to do", out, step)
+                return finished
+            except (OSError, ValueError):  # killed before its summary: written below
+                pass
     elif cfg.resume:
         log.warning("%s: nothing to resume, starting afresh", out)
     net = model
