@@ -172,3 +172,20 @@ def test_stereo_presets_need_a_recipe(data, tmp_path):
     assert r.returncode == 2 and "--recipe" in r.stderr
     r = train_cli("--data", data / "stems", "--patch-frames", "64", "--out", tmp_path / "y", "--steps", "1")
     assert r.returncode == 2 and "patch_frames" in r.stderr
+
+
+def test_stages_with_stop_after_equal_one_run(data, tmp_path):
+    """--stop-after ends a stage at a step while keeping the schedule of --steps; --resume continues it."""
+    common = ["--data", data, "--recipe", data / "recipe.json", "--preset", "jansson2017-44k", "--channels", "4,8,16",
+              "--patch-frames", "64", "--batch-size", "2", "--steps", "4", "--steps-per-epoch", "2", "--threads", "1",
+              "--cache-dir", tmp_path / "cache"]
+    assert train_cli(*common, "--out", tmp_path / "one").returncode == 0
+    r = train_cli(*common, "--out", tmp_path / "staged", "--stop-after", "2")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "staged" / "summary.json").read_text())["steps"] == 2
+    r = train_cli(*common, "--out", tmp_path / "staged", "--resume")
+    assert r.returncode == 0, r.stderr
+    from safetensors.torch import load_file
+
+    a, b = load_file(tmp_path / "one" / "last.safetensors"), load_file(tmp_path / "staged" / "last.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -190,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="stop after this many steps")
     p.add_argument("--epochs", type=float, default=None, help="stop after this many epochs")
     p.add_argument("--time-budget", type=float, default=None, metavar="S", help="stop after this many seconds of training")
+    p.add_argument("--stop-after", type=int, default=None, metavar="STEP",
+                   help="end this stage at STEP, keeping the schedule of --steps; continue later with --resume")
     p.add_argument("--steps-per-epoch", type=int, default=None, help="steps between validations (default: training audio / patch / batch)")
     p.add_argument("--valid-groups", type=lambda t: tuple(x for x in t.split(",") if x), default=(), metavar="A,B", help="singers or tracks held out for validation")
     p.add_argument("--valid-fraction", type=float, default=0.2, help="share of tracks held out when --valid-groups is not given")
@@ -626,7 +628,7 @@ def cmd_train(args) -> int:
         cfg = TrainConfig(
             data=args.data, out=args.out, dataset=args.dataset, recipe=args.recipe, patch_frames=args.patch_frames, target=args.target, preset=args.preset, skip=args.skip,
             channels=args.channels, dropout=args.dropout, input_norm=args.input_norm, target_rule=args.target_rule, loss=args.loss, precision=args.precision, device=args.device, batch_size=args.batch_size, lr=args.lr, lr_min=args.lr_min, ema=args.ema, schedule=args.schedule,
-            warmup_steps=args.warmup_steps, steps=args.steps, epochs=args.epochs, time_budget=args.time_budget,
+            warmup_steps=args.warmup_steps, steps=args.steps, epochs=args.epochs, time_budget=args.time_budget, stop_after=args.stop_after,
             steps_per_epoch=args.steps_per_epoch, valid_groups=args.valid_groups, valid_fraction=args.valid_fraction,
             valid_seconds=args.valid_seconds,
             augment=Augment(remix=args.remix, gain_db=args.gain_db, silence=args.silence, pitch=args.pitch, wrap_short=args.wrap_short),

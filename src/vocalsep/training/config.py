@@ -90,6 +90,9 @@ class TrainConfig:
     steps: int | None = None
     epochs: float | None = None
     time_budget: float | None = None  # seconds of training (validation excluded)
+    # stop at this step, keeping the schedule of ``steps``: one stage of a longer run, continued with
+    # --resume and a later stop_after (or none); the weights are those of the uninterrupted run
+    stop_after: int | None = None
     steps_per_epoch: int | None = None  # default: training audio / patch length / batch size
     valid_groups: tuple[str, ...] = ()
     valid_fraction: float = 0.2
@@ -148,7 +151,7 @@ class TrainConfig:
             raise ConfigError("schedule must be cosine or constant")
         if self.steps is None and self.epochs is None and self.time_budget is None:
             raise ConfigError("say when to stop: steps, epochs or time_budget")
-        for name in ("steps", "steps_per_epoch", "valid_every"):
+        for name in ("steps", "steps_per_epoch", "valid_every", "stop_after"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ConfigError(f"{name} must be >= 1")

@@ -450,6 +450,11 @@ def fit(config: TrainConfig) -> dict[str, Any]:
     total_steps = cfg.steps if cfg.steps is not None else (math.ceil(cfg.epochs * steps_per_epoch) if cfg.epochs else None)
     valid_every = cfg.valid_every or steps_per_epoch
 
+    def finished(step: int, train_seconds: float) -> bool:
+        """Whether this run (or this stage of it: ``stop_after``) has trained enough."""
+        return ((total_steps is not None and step >= total_steps) or (cfg.time_budget is not None and train_seconds >= cfg.time_budget)
+                or (cfg.stop_after is not None and step >= cfg.stop_after))
+
     torch.manual_seed(cfg.seed)
     model = UNet(preset.unet).to(dev)
     init_path = resolve_init(cfg.init, cfg.target) if cfg.init else None
@@ -481,7 +486,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
         step, best, train_seconds = int(state["step"]), float(state["best"]), float(state["train_seconds"])
         initial = json.loads(state["init"]) if state.get("init") else None
         log.info("resuming %s at step %d", out, step)
-        if (total_steps is not None and step >= total_steps) or (cfg.time_budget is not None and train_seconds >= cfg.time_budget):
+        if finished(step, train_seconds):
             try:  # a finished run: nothing to train, and its summary stays as it is
                 finished = json.loads((out / "summary.json").read_text())
                 log.info("%s finished at step %d already; nothing to do", out, step)
@@ -548,7 +553,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
     last_row: dict[str, Any] = {}
     batches = _batches(sampler, step, total_steps, cfg.batch_size, cfg.workers, pin=dev.type == "cuda")
     while True:
-        stop = (total_steps is not None and step >= total_steps) or (cfg.time_budget is not None and train_seconds >= cfg.time_budget)
+        stop = finished(step, train_seconds)
         if dist.any(stop):
             break
         ts = time.perf_counter()
@@ -582,7 +587,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.4f}", patches_s=f"{cfg.batch_size * dist.world / max(te - ts, 1e-9):.1f}")
-        done = (total_steps is not None and step >= total_steps) or (cfg.time_budget is not None and train_seconds >= cfg.time_budget)
+        done = finished(step, train_seconds)
         if step % valid_every == 0 or done:
             train_loss = dist.mean(window_loss / max(window_n, 1))
             rate = cfg.batch_size * dist.world * window_n / max(window_t, 1e-9)
