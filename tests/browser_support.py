@@ -59,8 +59,9 @@ def chromium(script: str | None = None) -> Iterator[Callable]:
                 shutil.rmtree(profile, ignore_errors=True)
 
 
-def wait(driver, condition, what: str, timeout: float = 30):
-    """``condition(driver)`` once it is true; a timeout fails with the page's ``#status`` text."""
+def wait(driver, condition, what: str, timeout: float = 30, detail: Callable | None = None):
+    """``condition(driver)`` once it is true; a timeout fails with the page's ``#status`` text (and
+    ``detail(driver)``, where given)."""
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -68,8 +69,9 @@ def wait(driver, condition, what: str, timeout: float = 30):
     try:
         return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: condition(d))
     except TimeoutException:
+        extra = f"; {detail(driver)}" if detail is not None else ""
         raise AssertionError(f"timed out waiting for {what}; page status: "
-                             f"{driver.find_element(By.ID, 'status').text!r}") from None
+                             f"{driver.find_element(By.ID, 'status').text!r}{extra}") from None
 
 
 def no_errors(driver, allow: tuple[str, ...] = ()) -> None:

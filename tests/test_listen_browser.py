@@ -83,7 +83,8 @@ def _answer_page(driver, client, token, index, *, keyboard: bool, fail_controls:
             play.send_keys(Keys.ENTER)  # focus the button and press Enter
         else:
             play.click()
-        wait(driver, lambda d, card=card: _played(card), f"clip {clip_view['slot']} to be played", timeout=90)
+        wait(driver, lambda d, card=card: _played(card), f"clip {clip_view['slot']} to be played", timeout=90,
+             detail=lambda d, card=card: f"player: {card.find_element(By.CSS_SELECTOR, '.player').text!r}")
         if keyboard:
             ActionChains(driver).send_keys(str(rating)).perform()  # the shortcut rates the selected clip
         else:
@@ -144,6 +145,12 @@ def test_two_participants_in_chromium(browser, tmp_path):
         token_two = _token(two)
         assert token_two != token_one
         _page(two, 0)
+        # the phone layout, at 390 x 844 CSS pixels (2x), taken before any clip is played: a media
+        # element paused mid-play while the emulation switches to a mobile device could stall in CI
+        two.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 390, "height": 1200, "deviceScaleFactor": 2, "mobile": True})
+        time.sleep(0.3)
+        take_shot(two, shots / "participant-phone.png")
+        two.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         card = two.find_elements(By.CSS_SELECTOR, "#clips .card")[0]
         assert not any(i.is_enabled() for i in card.find_elements(By.CSS_SELECTOR, "input[type=radio]"))
         card.find_elements(By.CSS_SELECTOR, "label.step")[3].click()
@@ -153,11 +160,6 @@ def test_two_participants_in_chromium(browser, tmp_path):
         ActionChains(two).send_keys("4").perform()
         assert "before rating" in two.find_element(By.ID, "status").text
         assert not two.find_element(By.ID, "next").is_enabled()
-        # the phone layout, at 390 x 844 CSS pixels (2x)
-        two.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 390, "height": 1200, "deviceScaleFactor": 2, "mobile": True})
-        time.sleep(0.3)
-        take_shot(two, shots / "participant-phone.png")
-        two.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         failed = [_answer_page(two, client, token_two, index, keyboard=False, fail_controls=True) for _ in range(total)]
         assert any(failed)
         wait(two, lambda d: d.find_element(By.ID, "done").is_displayed(), "the thank-you page")  # nothing gives it away
