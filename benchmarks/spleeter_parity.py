@@ -5,8 +5,8 @@ Compares vocalsep's output with the official Spleeter's (spleeter 2.4.2,
 TensorFlow 2.12.1, Python API ``Separator("spleeter:2stems").separate``) on
 
 1. the parity fixture ``tests/fixtures/spleeter_2stems_parity.npz`` (1.6 s synthetic);
-2. the official outputs on real audio in ``--ref-dir`` (default
-   ``/work/spleeter-ref``: ``TRACK/{input,vocals,accompaniment}.wav``, float
+2. the official outputs on real audio in ``--ref-dir``
+   (``TRACK/{input,vocals,accompaniment}.wav``, float
    WAV, made outside the repository by a throwaway Spleeter install, see
    ``scripts/make_spleeter_fixture.py``): ``slow-motion-dream`` (10.9 s),
    ``musdb-80s-rock`` (6.8 s) and ``bench-3min`` (180 s: 16 patches of 512
@@ -25,7 +25,7 @@ Writes ``benchmarks/results/spleeter_parity.json``.
 
 Usage::
 
-    python benchmarks/spleeter_parity.py [--ref-dir /work/spleeter-ref] [--model DIR]
+    python benchmarks/spleeter_parity.py --ref-dir PATH/TO/spleeter-ref [--model DIR]
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def compare(ours: dict, theirs: dict) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--ref-dir", type=Path, default=Path("/work/spleeter-ref"), help="official Spleeter outputs (TRACK/{input,vocals,accompaniment}.wav)")
+    ap.add_argument("--ref-dir", type=Path, required=True, help="official Spleeter outputs (TRACK/{input,vocals,accompaniment}.wav)")
     ap.add_argument("--model", default="spleeter:2stems", help="vocalsep model (default: spleeter:2stems)")
     ap.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="fp32",
                     help="vocalsep's precision (default fp32: parity is float rounding; the preset's own is auto)")

@@ -9,15 +9,14 @@ What it measures
      ``--threads`` torch threads (default 2: "on 2 CPU cores"), and
    - the official ``spleeter separate -p spleeter:2stems -o OUT FILE``
      (spleeter 2.4.2, TensorFlow 2.12.1): its timings are read from
-     ``--spleeter-timing`` (``/work/spleeter-ref/timing.json``, measured with
-     ``/usr/bin/time -v`` by the throwaway environment that made the parity
-     fixture), or measured here with ``--run-spleeter CMD`` (e.g.
-     ``/work/spleeter-env/bin/spleeter-cli``),
+     ``--spleeter-timing`` (a JSON file written with ``/usr/bin/time -v``
+     by the throwaway environment that made the parity fixture), or
+     measured here with ``--run-spleeter CMD`` (the ``spleeter`` command of
+     a throwaway Spleeter install),
 
-   on the same file: ``--input`` (default ``/work/spleeter-ref/bench-3min.wav``:
-   ``slow-motion-dream.mp3`` (10.9 s) decoded and looped to exactly 180 s,
-   16-bit stereo 44.1 kHz), or, when absent, the same built here in a
-   temporary folder.  Wall time, CPU time, peak RSS of the child
+   on the same file: ``--input``, or by default ``slow-motion-dream.mp3``
+   (10.9 s) decoded and looped to exactly 180 s, 16-bit stereo 44.1 kHz,
+   built in a temporary folder.  Wall time, CPU time, peak RSS of the child
    (``os.wait4``, through a small launcher so that this process's memory is
    not counted) and the machine's other load (``/proc/stat``).
 2. **60 minutes, memory**: vocalsep on the same clip looped to 60 minutes
@@ -35,7 +34,7 @@ Usage::
 
     python benchmarks/spleeter_speed.py                       # 3 min x3, 60 min x1
     python benchmarks/spleeter_speed.py --repeat 1 --skip-60  # quick
-    python benchmarks/spleeter_speed.py --run-spleeter /work/spleeter-env/bin/spleeter-cli
+    python benchmarks/spleeter_speed.py --run-spleeter PATH/TO/spleeter-env/bin/spleeter-cli
     python benchmarks/spleeter_speed.py --precision fp32 --json benchmarks/results/spleeter_speed_fp32.json
 """
 
@@ -177,12 +176,12 @@ def build_loop(path: Path, seconds: float) -> Path:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--input", type=Path, default=Path("/work/spleeter-ref/bench-3min.wav"), help="the 3-minute file (default: the one the Spleeter timings used)")
+    ap.add_argument("--input", type=Path, default=None, help="the 3-minute WAV file both tools separate (default: the shared song looped to 180 s, built in a temporary folder)")
     ap.add_argument("--model", default="spleeter:2stems", help="vocalsep model (default spleeter:2stems)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads of the vocalsep child (default 2)")
     ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="vocalsep's --precision (default auto, the spleeter preset's own)")
     ap.add_argument("--repeat", type=int, default=3, help="runs on the 3-minute file (median reported)")
-    ap.add_argument("--spleeter-timing", type=Path, default=Path("/work/spleeter-ref/timing.json"))
+    ap.add_argument("--spleeter-timing", type=Path, default=None, help="earlier timings of the official Spleeter (JSON) to compare with, instead of --run-spleeter")
     ap.add_argument("--run-spleeter", metavar="CMD", default=None, help="also time this Spleeter CLI on the 3-minute file (e.g. spleeter-cli)")
     ap.add_argument("--skip-60", action="store_true", help="skip the 60-minute memory run")
     ap.add_argument("--minutes", type=float, default=60.0, help="length of the long run (default 60)")
@@ -207,8 +206,8 @@ def main(argv=None) -> int:
         # the model is converted into the cache before timing (a one-time cost, not part of a run)
         subprocess.run(cmd0 + ["info", args.model], env=env, capture_output=True, check=True)
         short = args.input
-        if not short.is_file():
-            say(f"{short} not found: building the 3-minute loop in {tmp}")
+        if short is None or not short.is_file():
+            say(f"{short or 'no --input'}: building the 3-minute loop in {tmp}")
             short = build_loop(tmp / "bench-3min.wav", 180.0)
         import soundfile as sf
 
@@ -246,7 +245,7 @@ def main(argv=None) -> int:
                 sruns.append(r)
             spl = {"source": f"measured here: {args.run_spleeter}", "median_wall_s": statistics.median(r["wall_s"] for r in sruns),
                    "min_wall_s": min(r["wall_s"] for r in sruns), "peak_rss_mb": max(r["peak_rss_mb"] for r in sruns), "runs": sruns}
-        elif args.spleeter_timing.is_file():
+        elif args.spleeter_timing is not None and args.spleeter_timing.is_file():
             t = json.loads(args.spleeter_timing.read_text())
             runs_s = t["runs"]["bench-3min"]
             walls_s = [r["wall_s"] for r in runs_s]

@@ -128,7 +128,7 @@ def run(cmd: list[str], log: Path) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("mined", help="folder of benchmarks/mine_synthetic.py --out (catalogue/ and mined/)")
-    ap.add_argument("--work", default="/work/exp", help="true-stems/, runs/, cache/ and eval/ go here (not the repo)")
+    ap.add_argument("--work", required=True, help="true-stems/, runs/, cache/ and eval/ go here (outside the repository)")
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "mir1k"), help="MIR-1K folder")
     ap.add_argument("--seconds", type=float, default=1000.0, help="the --seconds the catalogue was built with")
     ap.add_argument("--steps", type=int, default=1500)
