@@ -482,11 +482,12 @@ def model_only(sep, clip: np.ndarray, rate: int, repeat: int, minutes: float = 3
     x = np.tile(clip, (1, math.ceil(seg_samples / clip.shape[1])))[:, :seg_samples]
     with torch.inference_mode():
         low, spec = sep.front.analyse(x, rate)
-        mag = sep.front.magnitude(spec)[..., : sep.segment_frames].contiguous()  # (2, 1, bins, segment_frames)
-    seg_seconds = mag.shape[-1] * p.hop / p.sample_rate  # audio one forward pass covers
+        spec = spec[..., : sep.segment_frames]
+        mag = sep.front.model_input(spec[:, : p.bins].abs())  # the networks' input for one segment, as the separator makes it
+    seg_seconds = spec.shape[-1] * p.hop / p.sample_rate  # audio one forward pass covers
     n_seg = math.ceil(minutes * 60 / seg_seconds)
     audio_s = n_seg * seg_seconds
-    models = list(sep.models.items())
+    models = list(sep._networks().items())  # in the separator's precision
     with torch.inference_mode():
         t0 = time.perf_counter()
         for _, m in models:  # warm-up: oneDNN picks and caches its kernels on the first call
