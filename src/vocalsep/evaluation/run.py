@@ -367,7 +367,7 @@ def evaluate(config: EvalConfig | None = None, **kwargs) -> dict:
         options_text += f";shifts={cfg.shifts}"
     identities = {s.name: s.identity(options_text) for s in specs}
     setup = {"metric": cfg.metric, "variant": VARIANTS[cfg.metric], "rate": rate, "dataset": layout_of(cfg),
-             "data": str(Path(cfg.data).resolve())}
+             "data": str(cfg.data)}  # as the user gave it: a report names its data that way
     tracks = list_tracks(cfg)
     if not tracks:
         raise ConfigError(f"{cfg.data}: no tracks to evaluate")
