@@ -66,7 +66,7 @@ def main() -> None:
     preset = cv.preset
     train, _ = split_tracks(open_dataset(a.data, "mir1k").tracks, a.valid_groups.split(","), 0.0, 0)
     tracks = [load_cached(t, preset.sample_rate, Path(a.cache_dir)) for t in train]
-    aug = Augment(gain_db=0.0, remix=0.5)
+    aug = Augment(remix=0.5)
     # the same seed draws the same patches for both targets
     sv = PatchSampler(tracks, preset, "vocals", aug, seed=a.seed, target_rule=a.rule_vocals or a.target_rule)
     sa = PatchSampler(tracks, preset, "accompaniment", aug, seed=a.seed, target_rule=a.rule_accompaniment or a.target_rule)
