@@ -149,7 +149,7 @@ def main(argv=None) -> int:
     held = pair_split(mined / "mined" / "pairs.csv", rows, args.valid_fraction, 0)
     print(f"{len(songs)} songs with a mined pair; held out in both runs: {', '.join(held)}", flush=True)
     recipe = ["--target", "vocals", "--steps", str(args.steps), "--steps-per-epoch", "500", "--batch-size", "8", "--lr", "1e-3",
-              "--gain-db", "0", "--precision", "bf16", "--threads", "1", "--seed", "0",
+              "--precision", "bf16", "--threads", "1", "--seed", "0",
               "--cache-dir", str(work / "cache"), "-q"]
     runs = {
         "pairs": ["--dataset", "pairs", "--data", str(mined / "mined" / "pairs.csv"), "--valid-fraction", str(args.valid_fraction), "--remix", "0"],

@@ -43,6 +43,8 @@ def test_invalid_unet_and_unknown_keys_are_rejected():
     with pytest.raises(ConfigError):
         UNetConfig(input_norm="zscore")
     with pytest.raises(ConfigError):
+        UNetConfig(input_norm="max_sqrt")  # removed with vocalsep train --input-norm
+    with pytest.raises(ConfigError):
         Preset.from_dict({"name": "x", "bogus": 1})
     with pytest.raises(ConfigError):
         get_preset("nope")

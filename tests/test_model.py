@@ -157,15 +157,13 @@ def test_inference_copy_matches_the_model(preset):
     assert next(model.parameters()).dtype == torch.float32
 
 
-@pytest.mark.parametrize("rule", ["max", "max_sqrt", "max_log"])
-def test_compressed_input_norms_are_scale_free_and_in_range(rule):
+def test_input_norms_max_and_none():
     torch.manual_seed(1)
     mag = torch.rand(2, 1, 16, 8) ** 4
     mag[1] *= 1e-3
-    x = normalize_magnitude(mag, rule)
+    x = normalize_magnitude(mag, "max")
     assert x.min() >= 0 and (x.amax(dim=(1, 2, 3)) - 1).abs().max() < 1e-6
-    assert torch.allclose(x[0], normalize_magnitude(mag[:1] * 37.0, rule)[0], atol=1e-6)
-    lin = normalize_magnitude(mag, "max")
-    if rule != "max":  # compression lifts the quiet bins
-        assert (x >= lin - 1e-7).all() and (x[lin < 0.1] > 2 * lin[lin < 0.1]).all()
-    assert torch.equal(normalize_magnitude(torch.zeros(1, 1, 4, 4), rule), torch.zeros(1, 1, 4, 4))
+    assert torch.allclose(x[0], normalize_magnitude(mag[:1] * 37.0, "max")[0], atol=1e-6)
+    assert normalize_magnitude(mag, "none") is mag
+    with pytest.raises(ValueError, match="max_sqrt"):
+        normalize_magnitude(mag, "max_sqrt")

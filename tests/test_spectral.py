@@ -69,7 +69,7 @@ def test_interpolate_mask_high_band_rules_and_linearity():
     mask = bins[None, :, None].expand(1, 512, 4).contiguous()
     out = {
         rule: interpolate_mask(mask, src_rate=8192, src_n_fft=1024, src_hop=768, dst_rate=16000, dst_n_fft=1024, dst_hop=256, dst_frames=8, high=rule)
-        for rule in ("edge", "zero", "one")
+        for rule in ("edge", "zero", 1.0)
     }
     hz = torch.arange(513) * 16000 / 1024
     inside = hz <= 4088
@@ -77,8 +77,10 @@ def test_interpolate_mask_high_band_rules_and_linearity():
     for o in out.values():
         assert torch.allclose(o[0, inside, 0], expected, atol=1e-5)
     assert torch.all(out["zero"][0, ~inside] == 0)
-    assert torch.all(out["one"][0, ~inside] == 1)
+    assert torch.all(out[1.0][0, ~inside] == 1)
     top = mask[0, -125:, 0].mean()  # the top 1000 Hz = 125 bins of 8 Hz
     assert torch.allclose(out["edge"][0, ~inside], top.expand_as(out["edge"][0, ~inside]))
     with pytest.raises(ValueError):
         interpolate_mask(mask, src_rate=8192, src_n_fft=1024, src_hop=768, dst_rate=16000, dst_n_fft=1024, dst_hop=256, dst_frames=8, high="bogus")
+    with pytest.raises(ValueError):
+        interpolate_mask(mask, src_rate=8192, src_n_fft=1024, src_hop=768, dst_rate=16000, dst_n_fft=1024, dst_hop=256, dst_frames=8, high="one")

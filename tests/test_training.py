@@ -90,7 +90,7 @@ def test_patches_are_a_function_of_the_step(mir, tmp_path):
 
     preset = get_preset("jansson2017")
     tracks = [load_cached(t, 8192, tmp_path) for t in MIR1K(mir).tracks]
-    s = PatchSampler(tracks, preset, "vocals", Augment(remix=1.0, gain_db=6.0))
+    s = PatchSampler(tracks, preset, "vocals", Augment(remix=1.0))
     X1, Y1, w1 = s.batch(3, 2)
     X2, Y2, w2 = s.batch(3, 2)
     assert X1.shape == (2, 1, 512, 128) and w1.shape == (2, 1, 1, 128)
@@ -104,7 +104,7 @@ def test_patches_are_a_function_of_the_step(mir, tmp_path):
 def test_loss_decreases_on_a_learnable_task(mir, tmp_path):
     cfg = TrainConfig(data=str(mir), out=str(tmp_path / "learn"), steps=60, valid_every=30, valid_groups=("cat",),
                       channels=(8, 16, 32), batch_size=4, lr=3e-3, warmup_steps=5, valid_seconds=6, threads=2, progress=False,
-                      augment=Augment(remix=0.5, gain_db=3.0))
+                      augment=Augment(remix=0.5))
     fit(cfg)
     rows = (tmp_path / "learn" / "metrics.csv").read_text().strip().splitlines()[1:]
     first, last = (dict(zip(["step", "epoch", "train_loss", "valid_loss", "valid_nsdr"], r.split(",")[:5])) for r in (rows[0], rows[-1]))
@@ -127,8 +127,9 @@ def test_bf16_and_dropout_options(mir, tmp_path):
         TrainConfig(out=str(tmp_path / "x"), precision="fp16", **common)
 
 
-def test_squared_loss_option(mir, tmp_path):
-    """--loss l2 trains on the squared normalised error; validation loss stays the paper's L1; resume checks it."""
+def test_l1_loss(mir, tmp_path):
+    """The L1 loss: the mean absolute error of mask x X against Y, both divided by each item's max of X;
+    a resumed run checks the loss it trained with."""
     import torch
 
     from vocalsep.training.loop import masked_l1
@@ -136,19 +137,17 @@ def test_squared_loss_option(mir, tmp_path):
     X = torch.rand(2, 1, 4, 3) + 0.5
     Y, m, w = torch.rand(2, 1, 4, 3), torch.rand(2, 1, 4, 3), torch.ones(2, 1, 1, 3)
     e = (m * X - Y) / X.amax(dim=(1, 2, 3), keepdim=True)
-    assert torch.isclose(masked_l1(m, X, Y, w, 2), (e**2).mean()) and torch.isclose(masked_l1(m, X, Y, w), e.abs().mean())
+    assert torch.isclose(masked_l1(m, X, Y, w), e.abs().mean())
+    w[1] = 0  # frames of weight 0 do not count
+    assert torch.isclose(masked_l1(m, X, Y, w), e[0].abs().mean())
     common = ["--data", mir, "--steps", "2", "--steps-per-epoch", "2", "--valid-groups", "cat", *TINY]
-    for loss in ("l1", "l2"):
-        r = train_cli(*common, "--loss", loss, "--out", tmp_path / loss)
-        assert r.returncode == 0, r.stderr
-    row = {k: [dict(zip(*(line.split(",") for line in (tmp_path / k / "metrics.csv").read_text().split()[:2])))][0] for k in ("l1", "l2")}
-    assert float(row["l2"]["train_loss"]) < 0.5 * float(row["l1"]["train_loss"])  # squares of errors below 1
-    assert abs(float(row["l2"]["valid_loss"]) / float(row["l1"]["valid_loss"]) - 1) < 0.5  # both L1
-    assert load_checkpoint(tmp_path / "l2" / "last.safetensors").training["config"]["loss"] == "l2"
-    r = train_cli(*common, "--steps", "4", "--out", tmp_path / "l2", "--resume")
+    r = train_cli(*common, "--out", tmp_path / "l1")
+    assert r.returncode == 0, r.stderr
+    assert load_checkpoint(tmp_path / "l1" / "last.safetensors").training["config"]["loss"] == "l1"
+    r = train_cli(*common, "--steps", "4", "--loss", "sdr", "--out", tmp_path / "l1", "--resume")
     assert r.returncode == 2 and "loss differs" in r.stderr
     with pytest.raises(ValueError, match="loss"):
-        TrainConfig(data=str(mir), out=str(tmp_path / "x"), steps=1, loss="l3")
+        TrainConfig(data=str(mir), out=str(tmp_path / "x"), steps=1, loss="l2")
 
 
 def test_sdr_loss_option(mir, tmp_path):
@@ -196,33 +195,9 @@ def test_import_only_presets_are_refused_for_training(tmp_path):
         TrainConfig(data=str(tmp_path), out=str(tmp_path / "run"), preset="spleeter")
 
 
-def test_pitch_augmentation_resamples_the_voice(mir, tmp_path):
-    from vocalsep.config import get_preset
-    import numpy as np
-    import torch
-
-    from vocalsep.data import open_dataset
-
-    preset = get_preset("jansson2017")
-    tracks = [load_cached(t, preset.sample_rate, tmp_path / "cache") for t in open_dataset(mir).tracks]
-    sampler = PatchSampler(tracks, preset, "vocals", Augment(pitch=2.0))
-    x = np.arange(10 * sampler.patch_samples, dtype=np.float32)
-    same, valid = sampler._shifted_voice(x, 5, 1.0)
-    assert valid == sampler.patch_samples
-    np.testing.assert_array_equal(same, x[5 : 5 + sampler.patch_samples])
-    fast, _ = sampler._shifted_voice(x, 5, 2.0)
-    np.testing.assert_allclose(fast[:100], x[5 : 5 + 200 : 2])
-    tail, valid = sampler._shifted_voice(x, x.shape[0] - 1000, 1.5)
-    assert valid == int(1000 / 1.5) and not tail[valid + 1 :].any()
-    X, Y, w = sampler.batch(0, 4)
-    assert torch.isfinite(X).all() and torch.isfinite(Y).all()
-    with pytest.raises(Exception, match="pitch"):
-        Augment(pitch=20)
-
-
 def test_worker_processes_draw_the_same_batches(mir, tmp_path):
     common = dict(data=str(mir), steps=5, valid_every=5, valid_groups=("cat",), channels=(4, 8, 16), batch_size=2,
-                  valid_seconds=6, threads=1, progress=False, dropout=0.0, augment=Augment(remix=0.5, gain_db=3.0, pitch=1.0))
+                  valid_seconds=6, threads=1, progress=False, dropout=0.0, augment=Augment(remix=0.5))
     fit(TrainConfig(out=str(tmp_path / "inline"), **common))
     fit(TrainConfig(out=str(tmp_path / "workers"), workers=2, **common))
     a = load_file(tmp_path / "inline" / "last.safetensors")
@@ -319,81 +294,6 @@ def test_phase_sensitive_target(mir, tmp_path):
     torch.testing.assert_close(Ys, Xs, rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="target_rule"):
         TrainConfig(data=str(mir), out=str(tmp_path / "x"), steps=1, target_rule="phase")
-
-
-def test_moving_average_resumes_exactly(mir, tmp_path):
-    """--ema: validation and last.safetensors hold the averaged weights, last-raw.safetensors the
-    trained ones; a killed and resumed run still ends bit for bit where an uninterrupted one
-    does, the average included."""
-    common = ["--data", mir, "--steps", "6", "--steps-per-epoch", "2", "--valid-groups", "cat", "--ema", "0.9", *TINY]
-    r = train_cli(*common, "--out", tmp_path / "straight")
-    assert r.returncode == 0, r.stderr
-    r = train_cli(*common, "--out", tmp_path / "killed", env={"VOCALSEP_TEST_KILL_AT_STEP": "5"})
-    assert r.returncode == 137
-    r = train_cli(*common, "--out", tmp_path / "killed", "--resume")
-    assert r.returncode == 0, r.stderr
-    for name in ("last.safetensors", "last-raw.safetensors"):
-        a, b = load_file(tmp_path / "straight" / name), load_file(tmp_path / "killed" / name)
-        assert a.keys() == b.keys()
-        assert all((a[k] == b[k]).all() for k in a), name
-    avg, raw = load_file(tmp_path / "straight" / "last.safetensors"), load_file(tmp_path / "straight" / "last-raw.safetensors")
-    assert any(not (avg[k] == raw[k]).all() for k in avg if avg[k].is_floating_point())  # averaged, not a copy
-    # resuming with another decay is refused
-    r = train_cli(*[c if c != "0.9" else "0.5" for c in common], "--out", tmp_path / "killed", "--resume", "--steps", "8")
-    assert r.returncode == 2 and "ema" in r.stderr
-
-
-def test_moving_average_decay_is_validated():
-    for bad in (1.0, -0.1):
-        with pytest.raises(Exception, match="ema"):
-            TrainConfig(data="x", out="y", steps=1, ema=bad)
-
-
-def test_short_segments_are_wrapped_as_the_separator_pads(mir, tmp_path):
-    """--wrap-short: a patch that is a short segment holds that segment's own STFT frames (as the
-    separator computes them for an input of that length), repeated from its start to the patch's
-    length as SeparationOptions(pad="wrap") does; only the segment's frames count in the loss."""
-    import numpy as np
-    import torch
-
-    from vocalsep.config import get_preset
-    from vocalsep.data import open_dataset
-    from vocalsep.separator import wrap_frames
-    from vocalsep.spectral import STFT
-    from vocalsep.training.features import SHORT_MIN_FRAMES
-
-    preset = get_preset("jansson2017")
-    tracks = [load_cached(t, preset.sample_rate, tmp_path / "cache") for t in open_dataset(mir).tracks]
-    plain = PatchSampler(tracks, preset, "vocals", Augment(remix=0.0))
-    short = PatchSampler(tracks, preset, "vocals", Augment(remix=0.0, wrap_short=1.0))
-    # off by default, and then the draws are those of a sampler without the option
-    assert Augment().wrap_short == 0.0
-    for a, b in zip(plain.batch(3, 4), PatchSampler(tracks, preset, "vocals", Augment(remix=0.0, wrap_short=0.0)).batch(3, 4)):
-        assert torch.equal(a, b)
-    X, Y, w = short.batch(3, 4)
-    frames = preset.patch_frames
-    stft = STFT(preset.n_fft, preset.hop)
-    lengths = [int(w[k].sum()) for k in range(4)]
-    assert all(SHORT_MIN_FRAMES <= f < frames for f in lengths) and len(set(lengths)) > 1
-    for k, f in enumerate(lengths):
-        assert w[k, ..., :f].eq(1).all() and w[k, ..., f:].eq(0).all()
-        assert torch.equal(X[k], wrap_frames(X[k, ..., :f], frames)) and torch.equal(Y[k], wrap_frames(Y[k, ..., :f], frames))
-    # the segment's frames are the STFT of the segment alone: find it in its song (no remixing here)
-    seg_frames = lengths[0]
-    n = (seg_frames - 1) * preset.hop + 1
-    rng = np.random.default_rng([0, 0, 3])
-    t = tracks[int(rng.choice(len(tracks), p=short.weights))]
-    start = short._start(rng, t)
-    alone = stft.forward(torch.from_numpy(t.mixture[start : start + n].copy()))[: preset.bins].abs()
-    assert alone.shape[-1] == seg_frames
-    torch.testing.assert_close(X[0, 0, :, :seg_frames], alone, rtol=1e-4, atol=1e-5)
-    with pytest.raises(Exception, match="wrap_short"):
-        Augment(wrap_short=1.5)
-    # through the CLI
-    r = train_cli("--data", mir, "--steps", "2", "--steps-per-epoch", "2", "--valid-groups", "cat", *TINY,
-                  "--wrap-short", "0.5", "--out", tmp_path / "run")
-    assert r.returncode == 0, r.stderr
-    assert load_checkpoint(tmp_path / "run" / "last.safetensors").training["config"]["augment"]["wrap_short"] == 0.5
 
 
 def test_init_starts_from_a_model_file(mir, tmp_path):

@@ -111,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, or folders (searched recursively)")
     p.add_argument("-o", "--outdir", default="separated", help="output folder (default: ./separated)")
     p.add_argument("-m", "--model", action="append", metavar="NAME|PATH",
-                   help="registered model name, a .safetensors model file or a folder of them; repeat to combine a vocal and an accompaniment model (default: the installed default model; 'fine' is the shipped pair at half the hop: "
-                   "+0.6 dB NSDR for 1.3 to 1.5 times the time)")
+                   help="registered model name, a .safetensors model file or a folder of them; repeat to combine a vocal and an accompaniment model "
+                   "(default: the installed default model; 'vocalsep models' lists the installed ones)")
     p.add_argument("--stems", type=_stems, default=["vocals", "accompaniment"], help="comma-separated stems to write (default: vocals,accompaniment)")
     p.add_argument("--format", dest="fmt", choices=["wav", "flac", "mp3"], default="wav", help="output format (default: wav)")
     p.add_argument("--bit-depth", choices=["16", "24", "32", "float"], default="16", help="sample format of WAV/FLAC outputs (default: 16)")
@@ -120,18 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=_positive, default=None, metavar="S", help="separate at most this many seconds")
     p.add_argument("--stream", type=int, default=0, metavar="N", help="audio stream of multi-stream files (MUSDB18 .stem.mp4: 0 = mixture)")
     p.add_argument("--filename", default="{track}/{stem}.{ext}", help="output path template inside OUTDIR, with the fields {track}, {stem} and {ext} only (default: {track}/{stem}.{ext})")
-    p.add_argument("--fullband", choices=["interpolate", "bandlimited"], default=None, help="how full-band stems are formed from the model's 0-4 kHz masks (default: the model's preset's: interpolate for "
-                   "jansson2017, bandlimited for jansson2017-hop384)")
-    p.add_argument("--high-band", choices=["edge", "zero", "one"], default=None, help="mask above the modelled band (default: edge)")
+    p.add_argument("--fullband", choices=["interpolate", "bandlimited"], default=None, help="how full-band stems are formed from the model's masks of its modelled band: interpolate the masks onto "
+                   "the input's own STFT, or bandlimited, invert at the model's rate and resample (default: the model's preset's: interpolate "
+                   "for jansson2017, bandlimited for jansson2017-hop384 and the spleeter presets)")
+    p.add_argument("--high-band", choices=["edge", "zero"], default=None,
+                   help="mask above the modelled band: edge, each frame's mean mask over the top 1 kHz of the modelled band; "
+                   "zero, nothing above it (default: the model's preset's: edge for jansson2017 and spleeter-ratio, zero for spleeter)")
     p.add_argument("--complement", action="store_true", help="mixture-consistent stems: accompaniment = mixture - vocals")
     p.add_argument("--combine", choices=["independent", "average", "ratio", "ratio2"], default=None,
                    help="how a vocal and an accompaniment model's masks are combined (default: the preset's; average for jansson2017)")
-    p.add_argument("--pad", choices=["wrap", "zero"], default=None,
-                   help="how a segment shorter than the network's input is padded: wrap repeats it from its start (default), zero pads silence")
+    p.add_argument("--pad", choices=["wrap"], default=None,
+                   help="how a segment shorter than the network's input is padded: wrap repeats it from its start (the only rule, the default)")
     p.add_argument("--shifts", type=_shifts, default=None, metavar="N",
-                   help="separate each segment N times, delayed by 1/N of the model's hop each time, and average the stems: "
-                   "3 scored +0.3 to +0.4 dB NSDR on held-out songs for 2 to 3 times the time; with N > 1 the full-band rule "
-                   "is bandlimited unless --fullband says otherwise (default: 1, the fastest)")
+                   help="separate each segment N times, delayed by 1/N of the model's hop each time, and average the stems "
+                   "(N times the network work); with N > 1 the full-band rule is bandlimited unless --fullband says otherwise "
+                   "(default: 1)")
     p.add_argument("--wiener", type=_wiener, default=None, metavar="N",
                    help="refine the two networks' stems with a multichannel Wiener filter and N EM iterations (norbert, as "
                    "Open-Unmix does; needs the bandlimited full-band rule and pip install 'vocalsep[wiener]') (default: off)")
@@ -167,26 +170,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-skip", dest="skip", action="store_false", help="train the paper's baseline (no skip connections)")
     p.add_argument("--channels", type=lambda t: tuple(int(c) for c in t.split(",")), default=None, help="override the U-Net channels, e.g. 8,16,32")
     p.add_argument("--dropout", type=float, default=None, help="decoder dropout (default: the preset's, 0.5 as in the paper)")
-    p.add_argument("--input-norm", choices=["max", "max_sqrt", "max_log", "none"], default=None,
-                   help="the network's input: max = magnitude / its patch's largest (the paper's [0, 1]); max_sqrt, max_log compress that further (default: the preset's, max)")
     p.add_argument("--target-rule", choices=["magnitude", "phase-sensitive"], default="magnitude",
                    help="what mask x |X| learns: the source's magnitude (the paper's, default) or its part in phase with the mixture, "
                         "|Y| cos(angle(Y) - angle(X)) in [0, |X|] (Erdogan et al. 2015)")
-    p.add_argument("--loss", choices=["l1", "l2", "sdr"], default="l1",
-                   help="training loss: l1 the paper's |mask x X - Y| / max(X) (default), l2 its square, "
+    p.add_argument("--loss", choices=["l1", "sdr"], default="l1",
+                   help="training loss: l1 the paper's |mask x X - Y| / max(X) (default), "
                         "sdr minus each patch's signal-to-distortion ratio in dB (validation loss stays L1)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                   help="bf16: bfloat16 autocast for the convolutions (about 1.5x faster on CPUs with AVX-512 BF16)")
+                   help="bf16: bfloat16 autocast for the convolutions (for CPUs with bfloat16 instructions) (default: fp32)")
     p.add_argument("--device", default="cpu", metavar="cpu|cuda|cuda:N",
                    help="where the network trains (default: cpu); patches are still prepared on the CPU")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--lr-min", type=float, default=1e-5)
-    p.add_argument("--schedule", choices=["cosine", "constant"], default="cosine")
-    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
-                   help="keep an exponential moving average of the weights (e.g. 0.999) and validate and save it; "
-                        "last-raw.safetensors keeps the trained weights (default 0: off)")
-    p.add_argument("--warmup-steps", type=int, default=100)
+    p.add_argument("--lr-min", type=float, default=1e-5, help="the learning rate at the end of the cosine schedule (default: 1e-5)")
+    p.add_argument("--warmup-steps", type=int, default=100, help="steps of linear learning-rate warm-up (default: 100)")
     p.add_argument("--steps", type=int, default=None, help="stop after this many steps")
     p.add_argument("--epochs", type=float, default=None, help="stop after this many epochs")
     p.add_argument("--time-budget", type=float, default=None, metavar="S", help="stop after this many seconds of training")
@@ -197,13 +194,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--valid-fraction", type=float, default=0.2, help="share of tracks held out when --valid-groups is not given")
     p.add_argument("--valid-seconds", type=float, default=60.0, help="seconds of each validation track scored (default 60)")
     p.add_argument("--remix", type=float, default=0.5, help="probability of remixing a voice over another track's accompaniment")
-    p.add_argument("--gain-db", type=float, default=0.0, help="random gain range of each source, +-dB (default 0: measured better than 6)")
-    p.add_argument("--silence", type=float, default=0.0, help="probability of a patch without voice")
-    p.add_argument("--pitch", type=float, default=0.0, metavar="SEMITONES",
-                   help="resample each training voice by up to this many semitones either way (default 0: off)")
-    p.add_argument("--wrap-short", type=float, default=0.0, metavar="P",
-                   help="probability that a patch is a shorter segment (3 s up to a patch) repeated to the patch's length, "
-                        "as the separator pads short inputs (default 0: off)")
     p.add_argument("--init", default=None, metavar="MODEL",
                    help="start from the weights of this model (a file, a folder or a registered name such as spleeter:2stems: "
                         "its network for --target; the same network) instead of random ones: fine-tuning")
@@ -235,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fullband", choices=["interpolate", "bandlimited"], default=None, help="full-band rule of the model systems and the oracle (default: the separator's)")
     p.add_argument("--combine", choices=["independent", "average", "ratio", "ratio2"], default=None,
                    help="mask combination rule of the model systems (default: each model's preset's)")
-    p.add_argument("--pad", choices=["wrap", "zero"], default=None, help="how the model systems pad a short segment (default: the separator's, wrap)")
+    p.add_argument("--pad", choices=["wrap"], default=None, help="how the model systems pad a short segment: wrap repeats it from its start (the only rule, the default)")
     p.add_argument("--shifts", type=_shifts, default=None, metavar="N",
                    help="framings averaged per segment by the model systems and the oracle (default: 1)")
     p.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N", help="tracks scored in parallel processes (default: all cores)")
@@ -264,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="look-alike tags that do not prevent a pair: live, remix, acoustic, acappella, edit, demo, remaster")
     p.add_argument("--max-offset", type=_positive, default=10.0, metavar="S", help="largest offset searched between the two files (default: 10 s)")
     p.add_argument("--max-residual-db", type=float, default=-15.0, metavar="DB",
-                   help="highest residual (original - gain x instrumental) outside vocal regions, relative to the original (default: -15 dB)")
+                   help="highest residual (original - gain x instrumental) outside vocal regions, relative to the original, in dB (default: %(default)s)")
     p.add_argument("--min-vocal-activity", type=float, default=0.03, metavar="X", help="smallest share of frames with voice (default: 0.03)")
     p.add_argument("--min-confidence", type=float, default=0.5, metavar="X", help="pairs below this confidence are rejected (default: 0.5)")
     p.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N", help="worker processes (default: all cores)")
@@ -346,10 +336,8 @@ def entry() -> None:
 
     When :func:`main` returns, every output is written, closed and renamed into
     place; what is left is the interpreter's clean-up, which frees PyTorch's
-    tensors, modules and thread pools one by one: measured 0.32 s of the 4.2 s
-    that ``vocalsep separate -m spleeter:2stems`` takes for 3 minutes of audio,
-    against 0.05 s when the process ends with :func:`os._exit` after flushing
-    the streams and logging.  An interrupted run (130, 143) exits normally, so
+    tensors, modules and thread pools one by one, so the process ends with
+    :func:`os._exit` after flushing the streams and logging.  An interrupted run (130, 143) exits normally, so
     that multiprocessing releases what a stopped worker pool held.
     :func:`main` itself returns normally (for tests and for callers from Python).
     """
@@ -478,8 +466,8 @@ def _worker_terminate(signum, frame):
 
 def _keep_freed_memory() -> None:
     """Ask glibc to reuse freed memory instead of unmapping it: separation allocates
-    the same large spectrograms segment after segment, and returning them to the
-    kernel each time cost 1 s of page faults per 3 minutes of audio (measured)."""
+    the same large spectrograms segment after segment, and memory returned to the
+    kernel would be mapped and faulted in afresh each time."""
     import ctypes
 
     try:
@@ -627,11 +615,11 @@ def cmd_train(args) -> int:
     try:
         cfg = TrainConfig(
             data=args.data, out=args.out, dataset=args.dataset, recipe=args.recipe, patch_frames=args.patch_frames, target=args.target, preset=args.preset, skip=args.skip,
-            channels=args.channels, dropout=args.dropout, input_norm=args.input_norm, target_rule=args.target_rule, loss=args.loss, precision=args.precision, device=args.device, batch_size=args.batch_size, lr=args.lr, lr_min=args.lr_min, ema=args.ema, schedule=args.schedule,
+            channels=args.channels, dropout=args.dropout, target_rule=args.target_rule, loss=args.loss, precision=args.precision, device=args.device, batch_size=args.batch_size, lr=args.lr, lr_min=args.lr_min,
             warmup_steps=args.warmup_steps, steps=args.steps, epochs=args.epochs, time_budget=args.time_budget, stop_after=args.stop_after,
             steps_per_epoch=args.steps_per_epoch, valid_groups=args.valid_groups, valid_fraction=args.valid_fraction,
             valid_seconds=args.valid_seconds,
-            augment=Augment(remix=args.remix, gain_db=args.gain_db, silence=args.silence, pitch=args.pitch, wrap_short=args.wrap_short),
+            augment=Augment(remix=args.remix),
             init=args.init, seed=args.seed, threads=args.threads, workers=args.workers, cache_dir=args.cache_dir, resume=args.resume,
             progress=not args.quiet and sys.stderr.isatty(),
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-NORMALIZATIONS = ("max", "none", "max_sqrt", "max_log")
+NORMALIZATIONS = ("max", "none")  # see vocalsep.model.normalize_magnitude
 # Where the network's layers differ between the paper's U-Net (the defaults) and Spleeter's
 PADDINGS = ("center", "tf_same")  # see UNetConfig.padding
 DECODER_ORDERS = ("bn_act", "act_bn")
@@ -22,7 +22,7 @@ SKIP_TAPS = ("activation", "conv")
 FINAL_LAYERS = ("deconv", "dilated_conv")
 # How the separator turns model masks into full-band stems (vocalsep.separator)
 FULLBAND_RULES = ("interpolate", "bandlimited")
-HIGH_BAND_RULES = ("edge", "zero", "one")
+HIGH_BAND_RULES = ("edge", "zero")
 FRAMINGS = ("center", "spleeter")
 CHANNEL_MODES = ("batch", "stereo")
 PRECISIONS = ("fp32", "bf16", "auto")
@@ -115,10 +115,11 @@ class Preset:
     - ``patch_frames``: frames per training patch.
     - ``combine``: how the stems' masks are formed when a vocal and an
       accompaniment model run together (``vocalsep.separator.combine_masks``):
-      ``"average"`` (jansson2017: measured +0.2 / +0.8 dB NSDR over
-      ``"independent"`` on held-out MIR-1K singers, docs/training.md),
+      ``"average"`` (jansson2017's: the vocal mask and one minus the
+      accompaniment mask averaged, so the two stems add up to the mixture),
       ``"independent"`` (each model's own mask, as in the paper), ``"ratio"``
-      or ``"ratio2"`` (Spleeter's: each output squared over the sum of squares).
+      (each mask over their sum) or ``"ratio2"`` (Spleeter's: each output
+      squared over the sum of squares).
       It does not change training; separation can override it.
     - ``combine_on``: what the ``"ratio"``/``"ratio2"`` rules compare:
       ``"mask"`` the masks, or ``"output"`` the masks times the mixture
@@ -161,7 +162,7 @@ class Preset:
     framing: str = "center"
     channel_mode: str = "batch"
     split_patches: bool = False
-    precision: str = "fp32"  # jansson2017: bf16 moves its stems 27 dB SDR from fp32 for 1.2x speed (docs/spleeter.md)
+    precision: str = "fp32"  # jansson2017: float32 networks
 
     def __post_init__(self) -> None:
         if isinstance(self.unet, dict):
@@ -245,8 +246,7 @@ SPLEETER = Preset(
     framing="spleeter",  # Spleeter's STFT (n_fft zeros in front, frames from the start, inverse x 2/3)
     channel_mode="stereo",
     split_patches=True,  # the network sees 512-frame patches, the last zero-padded, as in Spleeter
-    # not Spleeter's: bfloat16 networks where the CPU has bfloat16 instructions (1.75x faster;
-    # stems 51 / 57 dB SDR from float32's, no change against the true stems; docs/spleeter.md)
+    # not Spleeter's: bfloat16 networks where the CPU has bfloat16 instructions, else float32
     precision="auto",
 )
 
@@ -256,13 +256,11 @@ SPLEETER = Preset(
 SPLEETER_RATIO = replace(SPLEETER, name="spleeter-ratio", combine="ratio", high_band="edge")
 
 # The paper's network and spectrogram with half its hop: 384 samples (47 ms)
-# instead of 768, so frames overlap by 62.5 % instead of 25 %.  The ideal mask
-# gains 1.4 / 1.7 dB NSDR on held-out MIR-1K singers from the finer grid, and
-# the shipped networks fine-tuned at this hop (the "fine" model) gain 0.59 /
-# 0.67 dB over the default pair, at twice the network work per second of
-# audio (docs/training.md, "Round 12").  With half the hop an inverse STFT of
-# the masked 8192 Hz spectrogram overlaps its frames enough to rebuild it
-# well, and "bandlimited" measured better than "interpolate" (+0.11 / +0.16 dB).
+# instead of 768, so frames overlap by 62.5 % instead of 25 %: a finer time grid
+# of masks, at twice the network work per second of audio (the "fine" model's
+# preset).  With half the hop the inverse STFT of the masked 8192 Hz
+# spectrogram overlaps its frames enough to rebuild it, so the full-band rule
+# is "bandlimited".
 JANSSON2017_HOP384 = Preset(
     name="jansson2017-hop384",
     hop=384,  # paper: 768

@@ -12,7 +12,6 @@ Shapes: ``(batch, channels, bins, frames)``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -101,30 +100,19 @@ class Crop2d(nn.Module):
         return x[..., self.before : h - self.after, self.before : w - self.after]
 
 
-LOG_RANGE = 1000.0  # "max_log": 60 dB below the peak maps to log(2) / log(1001) = 0.1
-
-
 def normalize_magnitude(mag: torch.Tensor, rule: str, eps: float = 1e-8) -> torch.Tensor:
-    """Scale a magnitude ``(batch, channels, bins, frames)`` into [0, 1].
+    """The network's input from a magnitude ``(batch, channels, bins, frames)``.
 
     ``"max"``: divide each item by its own maximum over channels, bins and
     frames (the paper's "normalised to [0, 1]"); an all-zero item stays zero.
-    ``"max_sqrt"`` and ``"max_log"`` compress that [0, 1] magnitude
-    further (``sqrt(x)``; ``log(1 + 1000 x) / log(1001)``), so quiet bins
-    weigh more in the network's input; the mask still applies to the linear
-    magnitude.  ``"none"``: unchanged.  The same rule runs in training and separation,
-    because it lives in the model.
+    ``"none"``: unchanged (Spleeter's networks take the raw magnitude).  The
+    same rule runs in training and separation, because it lives in the model.
     """
     if rule == "none":
         return mag
-    if rule in ("max", "max_sqrt", "max_log"):
+    if rule == "max":
         peak = mag.amax(dim=(1, 2, 3), keepdim=True)
-        x = mag / peak.clamp_min(eps)
-        if rule == "max_sqrt":
-            return x.sqrt()
-        if rule == "max_log":
-            return torch.log1p(x * LOG_RANGE) / math.log1p(LOG_RANGE)
-        return x
+        return mag / peak.clamp_min(eps)
     raise ValueError(f"unknown normalisation {rule!r}")
 
 
@@ -245,9 +233,9 @@ class SubPixelConvTranspose2d(nn.Module):
     outputs, :func:`torch.nn.functional.pixel_shuffle` interleaves them, and
     the result is cropped to the transposed convolution's padding and
     ``output_padding``.  The output equals :class:`torch.nn.ConvTranspose2d`'s up
-    to float rounding (tested).  On this project's CPU (oneDNN), in bfloat16
-    it runs the U-Net decoders about twice as fast as ``conv_transpose2d``; in
-    float32 it is not faster, so float32 inference keeps the original layer.
+    to float rounding (tested).  :class:`InferenceUNet` uses it in bfloat16,
+    where oneDNN runs ordinary convolutions better than transposed ones;
+    float32 inference keeps the original layer.
     """
 
     def __init__(self, deconv: nn.ConvTranspose2d):
@@ -307,13 +295,10 @@ class PolyphaseConvTranspose2d(SubPixelConvTranspose2d):
     the crop, and is written straight into its strided place in the output.
     The result equals the sub-pixel form's up to float rounding (tested).
 
-    Measured on this project's 2-core CPU in bfloat16 with Spleeter's decoder
-    layers (batch of 2 patches, 2 threads): 9.1 against 13.8 ms (512 -> 128
-    channels), 8.5 against 11.7 (256 -> 64), 9.1 against 12.3 (128 -> 32) and
-    10.4 against 12.0 (64 -> 16); as slow for the smallest layer (6.9 ms) and
-    2.4x slower for the last one (32 -> 1 channel: four convolutions of one
-    output channel), so :class:`InferenceUNet` uses it for 16 and more output
-    channels only (``POLYPHASE_MIN_CHANNELS``).
+    With few output channels the separate convolutions do too little work
+    each (the last layer has one output channel: four convolutions of one
+    channel), so :class:`InferenceUNet` uses this form for layers with
+    ``POLYPHASE_MIN_CHANNELS`` and more output channels only.
     """
 
     def __init__(self, deconv: nn.ConvTranspose2d):
@@ -357,7 +342,7 @@ class PolyphaseConvTranspose2d(SubPixelConvTranspose2d):
         return out
 
 
-POLYPHASE_MIN_CHANNELS = 16  # measured: PolyphaseConvTranspose2d's docstring
+POLYPHASE_MIN_CHANNELS = 16  # InferenceUNet: PolyphaseConvTranspose2d from this many output channels, else SubPixel
 
 
 class InferenceUNet(nn.Module):

@@ -2,96 +2,27 @@
 
 Per segment of the input (``(channels, samples)`` at its own rate):
 
-1. resample to the preset's rate (8192 Hz for ``jansson2017``) and take the
-   STFT; the model input is the magnitude of the lowest ``preset.bins`` bins;
-2. each model predicts a soft mask for its target (channels go through the
-   network as a batch: every channel is separated on its own, never mixed);
-   a segment is padded to a multiple of the U-Net's ``2 ** depth`` frames, and
-   to at least one training patch, by repeating it from its start
-   (``pad="wrap"``; ``"zero"`` pads silence), and the padding's masks dropped;
-3. the full-band output is formed from the low-rate masks (``fullband``):
+1. resample to the preset's rate, take its STFT (:class:`~vocalsep.spectral.STFT`, or
+   Spleeter's framing), and give the networks the magnitude of the lowest ``bins`` bins,
+   padded by repeating the segment from its start (``pad``) or cut into patches
+   (``split_patches``); channels go through as a batch, or as pairs (``"stereo"`` presets);
+2. each network predicts a soft mask for its target; with a vocal and an accompaniment
+   model the two masks are combined (``combine``, :func:`combine_masks`) or refined by a
+   multichannel Wiener filter (``wiener``);
+3. full-band stems are formed from the low-rate masks (``fullband``): ``"interpolate"``
+   maps the masks onto an STFT of the input at its own rate
+   (:func:`~vocalsep.spectral.interpolate_mask`); ``"bandlimited"`` inverts the masked
+   low-rate STFT and resamples it back up.  Above the modelled band the ``high_band``
+   rule applies: ``"edge"`` each frame's mean mask over the top ``edge_hz`` of the
+   band, ``"zero"`` nothing;
+4. ``complement`` runs one model and makes the other stem the mixture minus it;
+   ``shifts=N`` averages N separations delayed by ``k/N`` of the model's hop
+   (:func:`shift_average`; without a ``fullband`` option, the rule is then ``"bandlimited"``).
 
-   - ``"interpolate"`` (default): the masks are interpolated, bilinearly in
-     seconds and Hz, onto an STFT of the input at its own rate
-     (``fullband_n_fft``/``fullband_hop``, default 2048/1024), multiplied with
-     that spectrogram and inverted with the mixture's phase; bins above the
-     modelled band (4088 Hz) get the ``high_band`` rule: ``"edge"`` (default;
-     per frame, the mean mask over the top ``edge_hz`` of the modelled band),
-     ``"zero"`` or ``"one"``.
-   - ``"bandlimited"``: the paper's reconstruction: mask x mixture magnitude
-     with mixture phase, inverse STFT at the preset's rate, resampled back
-     up.  The mixture's content above the modelled band (the mixture minus
-     its band-limited version) is added scaled by the ``high_band`` rule
-     (``"zero"`` drops it, as a plain resampling would).
-
-   Why ``interpolate`` is the default: with the trained models it scores
-   +0.66 / +0.47 dB NSDR (vocals / accompaniment) above ``bandlimited`` on
-   51 held-out MIR-1K clips (docs/training.md), because interpolation
-   smooths the network's mask errors.  With ideal masks it is the other way
-   round (``bandlimited`` is 0.1-0.2 dB better on MIR-1K and more on the
-   MUSDB18 excerpt, docs/fullband.md): interpolating onto coarser full-rate
-   bins smears a perfect mask's harmonic detail.  ``edge`` beats ``zero`` by
-   0.5-0.8 dB SNR and is the rule that keeps the band above 4 kHz.
-
-4. With a vocal and an accompaniment model, the two low-rate masks are
-   combined (``combine``, default: the preset's rule, ``"average"`` for
-   jansson2017; :func:`combine_masks`): ``"average"`` gives the vocals
-   ``(m_v + 1 - m_a) / 2`` and the accompaniment one minus that, so the two
-   networks vote on every bin and the stems add up to the mixture.  On the
-   51 held-out MIR-1K clips this scores +0.2 dB (vocals) and +0.8 dB
-   (accompaniment) NSDR above ``"independent"`` (each model's own mask, the
-   paper's set-up); ``"ratio"`` (``m_v / (m_v + m_a)``) is in between
-   (docs/training.md).  ``"ratio2"`` is Spleeter's rule.
-5. ``complement=True`` makes the stems mixture-consistent by running only one
-   model: accompaniment = mixture - vocals (with only an accompaniment model:
-   vocals = mixture - accompaniment).  A stem without a model of its own is
-   always the complement.
-6. ``shifts=N`` (default 1) separates each segment N times, delayed by
-   0, 1/N, ..., (N-1)/N of the model's hop (768 samples at 8192 Hz, 94 ms),
-   advances each result back and averages the stems
-   (:func:`shift_average`).  The paper's STFT moves by three quarters of its
-   window, so one framing samples the music coarsely in time; the delayed
-   framings give the networks different inputs and the averaged stems a
-   denser overlap-add.  Measured with the shipped models on 51 held-out
-   MIR-1K clips (docs/training.md, "Round 11"): N = 3 scores +0.32 / +0.43 dB
-   NSDR (vocals / accompaniment) over N = 1, on 49 of the 51 clips each (N = 6:
-   +0.39 / +0.49 dB), for 2 to N times the separation time, so the default
-   stays 1 (the engine's speed target); ``--shifts 3`` is the quality
-   setting.  With more than one framing and no ``fullband`` given, the rule
-   is ``bandlimited``: the averaged framings make the paper's reconstruction
-   as good as ``interpolate`` on the vocals and better on the accompaniment
-   (+0.16 dB on MIR-1K with N = 3; +0.42 dB on the MUSDB18 excerpt), where
-   with one framing it loses.  The evaluation's ideal-mask oracle follows the
-   same rules, and gains more from them.
-
-Long inputs go through in segments of ``segment_frames`` model frames (about
-30 s) with ``overlap`` seconds of linear crossfade (:mod:`vocalsep.chunking`),
-decoded, separated and written as a stream: memory does not grow with the
-input's length.
-
-``fullband``, ``high_band`` and ``segment_frames`` default to the preset's
-(``interpolate``, ``edge`` and 320 for jansson2017).  The ``spleeter`` preset
-(``vocalsep.config.SPLEETER``) runs Spleeter's own processing: its STFT
-framing (:class:`vocalsep.spectral.SpleeterSTFT`), the stereo channels as the
-network's two input channels, 512-frame patches, masks from the squared
-output spectrograms (``ratio2`` on mask x magnitude), zero masks above the
-modelled 11 kHz and the masks applied to the STFT they came from
-(``bandlimited``).  An input shorter than one segment (23.7 s) gives
-Spleeter's output up to float rounding; longer inputs are crossfaded between
-segments of two patches where Spleeter cuts its patches hard.
-
-``precision`` (default: the preset's) chooses the networks' number format.
-``"bf16"`` runs them in bfloat16 (:class:`vocalsep.model.InferenceUNet`:
-the transposed convolutions become sub-pixel convolutions, which oneDNN
-runs faster in bfloat16); ``"auto"`` does so only where the device has
-bfloat16 instructions (AVX512-BF16, AMX; CUDA).  Measured on this project's
-CPU, one thread, 60 s of music: Spleeter's U-Nets 1.75x faster, stems 51 /
-57 dB SDR from float32's and no change against the true stems of the MUSDB18
-excerpt, so the spleeter preset says ``"auto"``; the jansson2017 U-Nets
-only 1.2x faster with stems 27 / 35 dB SDR from float32's, so it stays
-``"fp32"`` (docs/spleeter.md).
-
-Outputs have the input's sample rate, length and channel count.
+Long inputs are decoded, separated and written as a stream, in segments of
+``segment_frames`` model frames crossfaded over ``overlap`` seconds (:mod:`vocalsep.chunking`;
+Spleeter's presets: :meth:`Separator._spleeter_stream`, Spleeter's own patches).  Unset
+options take the preset's values.  Outputs have the input's rate, length and channels.
 """
 
 from __future__ import annotations
@@ -121,7 +52,7 @@ log = logging.getLogger(__name__)
 
 STEMS = TARGETS  # ("vocals", "accompaniment")
 DEFAULT_TEMPLATE = "{track}/{stem}.{ext}"
-PAD_RULES = ("wrap", "zero")
+PAD_RULES = ("wrap",)
 
 
 @dataclass(frozen=True)
@@ -144,11 +75,11 @@ class SeparationOptions:
     overlap: float = 1.0  # seconds of crossfade between segments
     precision: str | None = None  # "fp32", "bf16" (InferenceUNet), "auto" (bf16 where the device has it); None: the preset's
     # how a segment's frames are padded before a network that takes the segment whole (not split_patches): to a
-    # multiple of the U-Net's stride ** depth and at least one training patch; "wrap" repeats the segment from its
-    # start (measured better than zeros on short clips, docs/training.md), "zero" pads with silence up to the multiple
+    # multiple of the U-Net's stride ** depth and at least one training patch; "wrap" (the one rule) repeats the
+    # segment from its start (wrap_frames), and the padding's masks are dropped
     pad: str = "wrap"
     # framings per segment: the segment is separated ``shifts`` times, delayed by 0, 1/shifts, ...
-    # of the model's hop, and the stems averaged (module docstring); 1 keeps the speed target
+    # of the model's hop, and the stems averaged (shift_average); 1: one framing
     shifts: int = 1
     # None: the masks of combine; N >= 0: a multichannel Wiener filter (norbert) of the two networks'
     # output spectrograms with N EM iterations instead (needs both models and the bandlimited rule)
@@ -287,8 +218,7 @@ class SpectralFrontEnd:
         self.device = device
         self.fullband = options.fullband or preset.fullband
         if options.fullband is None and options.shifts > 1 and self.fullband == "interpolate":
-            # with several framings the paper's reconstruction is as good or better (measured:
-            # docs/training.md, "Round 11"); interpolation's smoothing is what one framing needs
+            # several framings without a full-band rule of their own: the paper's reconstruction
             self.fullband = "bandlimited"
         self.high_band = options.high_band or preset.high_band
         if options.wiener is not None and self.fullband != "bandlimited":
@@ -347,7 +277,7 @@ class SpectralFrontEnd:
             n = -(-t // p.patch_frames)
             mag = torch.nn.functional.pad(mag, (0, n * p.patch_frames - t))
             mag = mag.reshape(b, c, f, n, p.patch_frames).permute(0, 3, 1, 2, 4).reshape(b * n, c, f, p.patch_frames)
-        elif self.options.pad == "wrap":
+        else:  # pad "wrap"
             mag = wrap_frames(mag, max(p.patch_frames, -(-mag.shape[-1] // p.unet.multiple) * p.unet.multiple))
         if p.channel_mode == "stereo":  # the models are channels-last too (Separator)
             mag = mag.contiguous(memory_format=torch.channels_last)
@@ -384,8 +314,8 @@ class SpectralFrontEnd:
             k = max(1, round(self.options.edge_hz / (p.sample_rate / p.n_fft)))
             top = mask[..., bins - k :, :]
             out[..., bins:, :] = (top.abs() if top.is_complex() else top).mean(dim=-2, keepdim=True)
-        else:
-            out[..., bins:, :] = 1.0 if self.high_band == "one" else 0.0
+        else:  # "zero"
+            out[..., bins:, :] = 0.0
         return out
 
     def centred(self, mask: torch.Tensor) -> torch.Tensor:
@@ -431,11 +361,10 @@ class SpectralFrontEnd:
         return out
 
     def _high_gain(self, mask: torch.Tensor, n: int, sample_rate: int) -> np.ndarray:
-        """Per-sample gain ``(channels, n)`` for the band above the model: the ``high_band`` rule's
-        per-frame value, linearly interpolated between frame centres."""
+        """Per-sample gain ``(channels, n)`` for the band above the model (``high_band`` ``"edge"``): per
+        frame, the mean mask over the top ``edge_hz`` of the modelled band, linearly interpolated
+        between frame centres."""
         o, p = self.options, self.preset
-        if self.high_band == "one":
-            return np.ones((1, n), np.float32)
         k = max(1, int(round(o.edge_hz / (p.sample_rate / p.n_fft))))
         top = mask[:, -k:, :]
         per_frame = (top.abs() if top.is_complex() else top).mean(dim=1)  # (channels, frames)
@@ -488,8 +417,8 @@ class Separator:
         precision = self.precision
         if precision == "fp32":
             if self.preset.channel_mode == "stereo" and not self._channels_last:
-                # measured 1.3x faster for Spleeter's U-Net on CPU (oneDNN); done here, not in __init__,
-                # because it costs 0.15 s that bfloat16 separation (its own copies) does not need
+                # the channels-last memory format suits oneDNN's convolutions; converted here, not in
+                # __init__, because bfloat16 separation makes its own copies and does not need it
                 self.models = {t: m.to(memory_format=torch.channels_last) for t, m in self.models.items()}
                 self._channels_last = True
             return self.models

@@ -53,10 +53,8 @@ def bss_eval_v3(references: np.ndarray, estimates: np.ndarray, engine: str = "ca
 
     ``engine="mir_eval"`` calls ``mir_eval.separation.bss_eval_sources``
     itself; ``"cached"`` (default) is :class:`SourcesV3`, the same algorithm
-    with the references' work done once, which agrees with mir_eval to
-    within 1e-6 dB on the stored test vectors and on MIR-1K clips
-    (``tests/test_metrics.py``) and scores a track's several estimates
-    several times faster.
+    with the references' work done once, so that a track's several
+    estimates share it; ``tests/test_metrics.py`` compares it with mir_eval.
     """
     references = np.asarray(references, np.float64)
     estimates = np.asarray(estimates, np.float64)

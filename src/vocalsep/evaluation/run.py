@@ -80,7 +80,7 @@ class EvalConfig:
     preset: str = "jansson2017"
     fullband: str | None = None
     combine: str | None = None
-    pad: str | None = None  # the separator's padding of short segments (None: its default, wrap)
+    pad: str | None = None  # the separator's padding of short segments (None: its default, wrap, the only rule)
     shifts: int | None = None  # framings averaged per segment, by the models and the oracle (None: the separator's, 1)
     precision: str | None = None
     jobs: int | None = None
@@ -362,7 +362,7 @@ def evaluate(config: EvalConfig | None = None, **kwargs) -> dict:
     options_text = f"preset={cfg.preset};fullband={cfg.fullband or 'default'};combine={cfg.combine or 'preset'}"
     if cfg.precision:  # no option keeps the identities (and the caches) of earlier runs
         options_text += f";precision={cfg.precision}"
-    options_text += f";pad={cfg.pad or 'wrap'}"  # the default changed from zero to wrap: earlier runs' scores are not reused
+    options_text += f";pad={cfg.pad or 'wrap'}"  # part of every run's identity (scores stored without it are not reused)
     if cfg.shifts and cfg.shifts > 1:  # one framing (the default) keeps the identities of earlier runs
         options_text += f";shifts={cfg.shifts}"
     identities = {s.name: s.identity(options_text) for s in specs}

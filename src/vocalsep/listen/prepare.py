@@ -11,14 +11,10 @@ How excerpts are chosen (deterministic for a given ``seed``):
 
 - *where there is singing*: the true vocal stem when given, else the first
   system's vocal estimate, in 20 ms frames; a frame is voiced when its RMS
-  level is above -60 dBFS and within ``relative_db`` (20 dB) of the track's
-  loud level (the 95th percentile of its frame levels), so that the low
-  accompaniment residue of a separated vocal stem, or a recording's noise
-  floor, does not count as singing.  Measured against the vocal/non-vocal
-  labels of 16 MIR-1K clips: the rule agrees with the labels on 92 % of the
-  frames of the true vocal stems and 89 % of the shipped U-Net's estimates,
-  and 95 % and 94 % of the frames it calls voiced are voiced (30 dB: 92 %
-  and 88 % agreement, 92 % and 88 % precision);
+  level is above -60 dBFS and within ``relative_db`` decibels (default 20)
+  of the track's loud level (the 95th percentile of its frame levels), so
+  that the low accompaniment residue of a separated vocal stem, or a
+  recording's noise floor, does not count as singing;
 - candidate windows of ``duration`` seconds start every 0.1 s; a window is
   eligible when at least ``min_voiced`` (80 %) of its frames are voiced;
 - the tracks are visited in a seeded random order, one excerpt per track per
@@ -34,7 +30,7 @@ against clicks), optionally mixed down to mono, and then loudness-normalised
 as it is heard, on both ears): every clip gets the gain that brings it to
 ``loudness`` LUFS (-23, EBU R128).  When that would make a clip's true peak
 (4x oversampled) exceed ``ceiling`` (-1 dBFS), the common target is lowered
-for all clips together, by at most 10 dB; a clip that still would peak higher
+for all clips together, by at most ``MAX_TARGET_DROP_DB``; a clip that still would peak higher
 gets less gain and is named in a warning and in ``study.json``
 (``"limited_db"``).  A clip too quiet to measure (below the absolute gate of
 -70 LUFS) keeps its level and is named in a warning.
@@ -54,7 +50,7 @@ vocals-removal           the true vocal stem (only with ``vocals``) 5-7
 =======================  ========================================  ==========
 
 "Degraded": low-passed at 3.5 kHz (4th-order Butterworth), hard-clipped at 30 %
-of its peak, plus white noise 5 dB below its RMS (from the true vocal stem when
+of its peak, plus white noise ``DEGRADE_NOISE_DB`` below its RMS (from the true vocal stem when
 given, else from the first system's stem).  The acceptable ranges are defaults
 for the researcher (the "expert") to review in ``study.json``.
 
@@ -103,6 +99,7 @@ STEP_FRAMES = 5  # candidate windows start every 0.1 s
 VOICED_DBFS = -60.0
 ABSOLUTE_GATE_LUFS = -70.0
 MAX_TARGET_DROP_DB = 10.0
+DEGRADE_NOISE_DB = 5.0  # degrade(): white noise this far below the clip's RMS
 FORMATS = ("wav", "flac")
 
 # (question id, planted source, acceptable range); the true-vocals one only with `vocals`
@@ -336,7 +333,8 @@ def fade(x: np.ndarray, rate: int, seconds: float) -> np.ndarray:
 
 
 def degrade(x: np.ndarray, rate: int, seed: int) -> np.ndarray:
-    """A clearly poor version of a clip: low-pass 3.5 kHz, hard clipping at 30 % of the peak, noise 5 dB below its RMS."""
+    """A clearly poor version of a clip: low-pass 3.5 kHz, hard clipping at 30 % of the peak, noise
+    ``DEGRADE_NOISE_DB`` below its RMS."""
     from scipy.signal import butter, sosfilt
 
     y = np.asarray(x, np.float64)
@@ -346,7 +344,7 @@ def degrade(x: np.ndarray, rate: int, seed: int) -> np.ndarray:
     if peak > 0:
         y = np.clip(y, -0.3 * peak, 0.3 * peak)
     rms = float(np.sqrt(np.mean(y**2))) if y.size else 0.0
-    noise = np.random.default_rng(seed).standard_normal(y.shape) * rms * 10 ** (-5 / 20)
+    noise = np.random.default_rng(seed).standard_normal(y.shape) * rms * 10 ** (-DEGRADE_NOISE_DB / 20)
     return (y + noise).astype(np.float32)
 
 

@@ -281,8 +281,8 @@ def residual_stats(ex: np.ndarray, er: np.ndarray, margin_db: float, min_db: flo
 
     Returns ``floor_db`` (5th percentile of the residual-to-original ratio over
     frames with signal), ``vocal`` (bool per frame: ratio above floor +
-    ``margin_db`` and above ``min_db``), ``active`` (frames with signal: within
-    50 dB of the loudest), ``residual_db`` (residual-to-original energy ratio
+    ``margin_db`` and above ``min_db``), ``active`` (frames with signal: energy
+    above 1e-5 of the loudest frame's), ``residual_db`` (residual-to-original energy ratio
     over active frames outside vocal regions) and ``vocal_activity`` (share
     of active frames that are vocal).
     """

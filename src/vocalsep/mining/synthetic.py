@@ -17,8 +17,8 @@ re-encoded), an unrelated accompaniment under a similar title, a
 re-recorded karaoke version (1 % slower), the instrumental of a remix, a TV-size
 edit and a TV-size instrumental, an a cappella and a live version titled in
 other languages.  ``truth.json`` records what each entry is.
-``forms="basic"`` builds the first benchmark's catalogue (8 title styles, the
-first 9 distractors).
+``forms="basic"`` builds a smaller catalogue: 8 title styles, the first 9
+distractors, no song titles in other languages.
 
 :func:`title_catalogue` is the metadata alone, at a larger scale: catalogue
 entries without audio and the true pairs, for the metadata stage
@@ -47,7 +47,7 @@ ADJECTIVES = ("Golden", "Silent", "Broken", "Electric", "Midnight", "Paper", "Cr
               "Quiet", "Wild", "Glass", "Distant", "Burning", "Frozen", "Secret", "Lonely", "Summer")
 NOUNS = ("River", "Harbor", "Mirror", "Garden", "Highway", "Lantern", "Ocean", "Thunder", "Window", "Compass", "Orchard", "Satellite",
          "Canyon", "Letter", "Balloon", "Shadow", "Island", "Signal", "Meadow", "Station")
-# forms="basic": the catalogue of the first benchmark (docs/mining.md), kept to reproduce it
+# forms="basic": a smaller catalogue of fewer title styles and distractors
 BASIC_MARKER_STYLES = ("{} (Instrumental)", "{} - Instrumental Version", "{} (Inst.)", "{} (Karaoke Version)", "{} [Off Vocal]",
                        "{} (Version instrumentale)", "{} (伴奏)", "{} (Versión Instrumental)")
 BASIC_DISTRACTORS = ("live", "remix", "acappella", "extended_instrumental", "duplicate_original", "decoded_identical", "reencoded_identical",
@@ -194,7 +194,7 @@ def build_catalogue(songs: list[Song], folder: str | Path, *, seed: int = 0, max
     samples), gains uniform in ``gain_db`` (dB), MP3s at ``bitrate`` kbit/s.
     ``forms``: ``"all"`` (the instrumental title styles of :data:`MARKER_STYLES`,
     the distractors of :data:`DISTRACTORS`, every third title in another
-    language or script) or ``"basic"`` (the first benchmark's catalogue).
+    language or script) or ``"basic"`` (:data:`BASIC_MARKER_STYLES`, :data:`BASIC_DISTRACTORS`).
     Returns the truth: ``entries`` (index, role, song, path) and ``pairs``
     (per song with an instrumental: original and instrumental indices,
     ``offset`` s and ``gain`` in the :class:`PairManifest` convention, the

@@ -8,12 +8,19 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import NORMALIZATIONS, get_preset
+from ..config import get_preset
 from ..errors import ConfigError
 
 TARGETS = ("vocals", "accompaniment")
 TARGET_RULES = ("magnitude", "phase-sensitive")
-LOSSES = ("l1", "l2", "sdr")
+LOSSES = ("l1", "sdr")
+
+# Settings that stored training configurations (checkpoints' ``training.config``, ``OUT/config.json``,
+# ``OUT/state.pt``) may hold from earlier versions, with the value that means "off": a stored
+# configuration with these values reads as today's; other values describe training that this
+# version no longer does.
+REMOVED = {"input_norm": None, "ema": 0.0, "schedule": "cosine"}
+REMOVED_AUGMENT = {"gain_db": 0.0, "silence": 0.0, "pitch": 0.0, "wrap_short": 0.0}
 
 
 @dataclass(frozen=True)
@@ -21,38 +28,21 @@ class Augment:
     """Data augmentation, applied to the waveforms of each patch before the STFT.
 
     - ``remix``: probability that a patch takes its voice and its accompaniment
-      from two different (random) training tracks;
-    - ``gain_db``: each source is scaled by a random gain, uniform in
-      [-gain_db, +gain_db] dB;
-    - ``silence``: probability that the voice of a patch is removed (the
-      network learns to return nothing when there is no voice).
-    - ``pitch``: each voice is resampled by a random factor of up to
-      ``pitch`` semitones either way (pitch and formants move together, the
-      tempo too: another "singer" over the accompaniment); 0 turns it off.
-    - ``wrap_short``: probability that a patch is a shorter segment (32 frames,
-      3 s, up to one frame less than a patch), its spectrogram repeated from its
-      start to the patch's length, exactly as the separator pads an input
-      shorter than a patch (``SeparationOptions.pad = "wrap"``); only the
-      segment's own frames count in the loss, as only their masks are used.
-    Pairs (original, instrumental) have no voice waveform: they get only a
-    common gain.
+      from two different (random) training tracks; pairs (original,
+      instrumental) have no voice waveform and are never remixed.
     """
 
     remix: float = 0.5
-    gain_db: float = 0.0  # +-6 dB measured 0.5 dB NSDR worse on MIR-1K (docs/training.md)
-    silence: float = 0.0
-    pitch: float = 0.0
-    wrap_short: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("remix", "silence", "wrap_short"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise ConfigError(f"augment.{name} must be a probability in [0, 1]")
-        if not 0.0 <= self.gain_db <= 40:
-            raise ConfigError("augment.gain_db must be in [0, 40] dB")
-        if not 0.0 <= self.pitch <= 12:
-            raise ConfigError("augment.pitch must be in [0, 12] semitones")
+        if not 0.0 <= self.remix <= 1.0:
+            raise ConfigError("augment.remix must be a probability in [0, 1]")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Augment":
+        """From a stored configuration; the keys of removed augmentations are dropped (see
+        :data:`REMOVED_AUGMENT`)."""
+        return cls(**{k: v for k, v in d.items() if k not in REMOVED_AUGMENT})
 
 
 @dataclass(frozen=True)
@@ -69,23 +59,18 @@ class TrainConfig:
     skip: bool = True  # False: the paper's baseline (no skip connections)
     channels: tuple[int, ...] | None = None  # override the preset's U-Net channels (small test models)
     dropout: float | None = None  # override the preset's decoder dropout (the paper: 0.5 in 3 layers)
-    input_norm: str | None = None  # override the preset's input normalisation (vocalsep.model.normalize_magnitude)
     # what mask x |X| is trained towards: the source's magnitude |Y| (the paper's), or its part in phase
     # with the mixture, |Y| cos(angle(Y) - angle(X)) truncated to [0, |X|] (Erdogan et al., ICASSP 2015)
     target_rule: str = "magnitude"
-    # the training loss: "l1" the paper's L1,1 of (mask x X - Y) / max(X); "l2" its square, which weighs
-    # large errors more (closer to the energy that SDR counts); "sdr" minus each patch's signal-to-distortion
-    # ratio in dB (training.loop.masked_sdr, scale-free), every patch weighted alike; validation loss stays L1
+    # the training loss: "l1" the paper's L1,1 of (mask x X - Y) / max(X); "sdr" minus each patch's
+    # signal-to-distortion ratio in dB (training.loop.masked_sdr, scale-free), every patch weighted alike;
+    # validation loss stays L1
     loss: str = "l1"
     precision: str = "fp32"  # fp32 | bf16 (autocast: bfloat16 convolutions, float32 weights and optimiser)
     device: str = "cpu"  # cpu | cuda | cuda:N (under torchrun, cuda means each process's LOCAL_RANK GPU)
     batch_size: int = 8
     lr: float = 1e-3
-    lr_min: float = 1e-5  # cosine schedule floor
-    # decay of an exponential moving average of the weights (0: off); when on, validation and the
-    # checkpoints use the averaged weights, and last-raw.safetensors keeps the trained ones
-    ema: float = 0.0
-    schedule: str = "cosine"  # cosine | constant
+    lr_min: float = 1e-5  # floor of the cosine learning-rate schedule
     warmup_steps: int = 100
     steps: int | None = None
     epochs: float | None = None
@@ -129,8 +114,6 @@ class TrainConfig:
                 raise ConfigError(f"patch_frames must be at least {preset.unet.multiple} (the U-Net's frame multiple)")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError("dropout must be in [0, 1)")
-        if self.input_norm is not None and self.input_norm not in NORMALIZATIONS:
-            raise ConfigError(f"input_norm must be one of {NORMALIZATIONS}")
         if self.target_rule not in TARGET_RULES:
             raise ConfigError(f"target_rule must be one of {TARGET_RULES}")
         if self.loss not in LOSSES:
@@ -145,10 +128,6 @@ class TrainConfig:
             raise ConfigError("batch_size must be >= 1")
         if not self.lr > 0 or self.lr_min < 0:
             raise ConfigError("lr must be > 0 and lr_min >= 0")
-        if not 0.0 <= self.ema < 1.0:
-            raise ConfigError("ema must be in [0, 1): the decay of the weights' moving average (0: off)")
-        if self.schedule not in ("cosine", "constant"):
-            raise ConfigError("schedule must be cosine or constant")
         if self.steps is None and self.epochs is None and self.time_budget is None:
             raise ConfigError("say when to stop: steps, epochs or time_budget")
         for name in ("steps", "steps_per_epoch", "valid_every", "stop_after"):
@@ -170,7 +149,25 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        """From a stored configuration (:meth:`to_dict`, also of an earlier version): the keys of
+        removed settings (:data:`REMOVED`, :data:`REMOVED_AUGMENT`) are dropped, other unknown keys
+        are an error."""
         d = dict(d)
+        for key in REMOVED:
+            d.pop(key, None)
         if isinstance(d.get("augment"), dict):
-            d["augment"] = Augment(**d["augment"])
+            d["augment"] = Augment.from_dict(d["augment"])
         return cls(**d)
+
+
+def removed_settings(d: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a stored configuration ``d`` that this version no longer supports and that
+    are not at their "off" value (:data:`REMOVED`, :data:`REMOVED_AUGMENT`), e.g.
+    ``{"ema": 0.999}``: the run trained differently from what this version can continue.
+    ``loss`` ``"l2"`` counts too."""
+    found = {k: d[k] for k, off in REMOVED.items() if k in d and d[k] != off}
+    augment = d.get("augment") if isinstance(d.get("augment"), dict) else {}
+    found.update({f"augment.{k}": augment[k] for k, off in REMOVED_AUGMENT.items() if k in augment and augment[k] != off})
+    if d.get("loss") not in (None, *LOSSES):
+        found["loss"] = d["loss"]
+    return found

@@ -4,8 +4,7 @@ The cache holds each track's sources as mono float32 waveforms at the
 preset's rate (``.npz`` per track, keyed by the source files' paths, sizes and
 modification times and by the rate), so that epochs never decode or resample
 audio again.  Spectrograms are computed per batch from those waveforms,
-because augmentation (remixing, gains) happens on waveforms: the STFT of a
-batch costs a few percent of a training step (see ``fit``'s timing report).
+because augmentation (remixing) happens on waveforms.
 
 Stereo tracks are mixed down to mono (mean of the channels), as the paper's
 model is mono.
@@ -24,13 +23,10 @@ import torch
 from .._atomic import publish, temp_beside
 from ..config import Preset
 from ..data.datasets import Track
-from ..separator import wrap_frames
 from ..spectral import STFT
 from .config import Augment
 
 log = logging.getLogger(__name__)
-
-SHORT_MIN_FRAMES = 32  # Augment.wrap_short: the shortest segment, 32 frames (3 s at the jansson2017 preset's rate)
 
 
 @dataclass
@@ -106,16 +102,6 @@ class PatchSampler:
             seg = np.pad(seg, (0, self.patch_samples - valid))
         return seg, valid
 
-    def _shifted_voice(self, x: np.ndarray, start: int, factor: float) -> tuple[np.ndarray, int]:
-        """A patch of ``x`` from ``start`` played ``factor`` times faster (linear interpolation):
-        pitch and formants go up by ``factor``.  Returns the patch and its valid length."""
-        n = self.patch_samples
-        src = x[start : start + int(np.ceil((n - 1) * factor)) + 2].astype(np.float64)
-        positions = np.arange(n) * factor
-        out = np.interp(positions, np.arange(src.shape[0]), src, right=0.0) if src.shape[0] else np.zeros(n)
-        valid = min(n, int(src.shape[0] / factor))
-        return out.astype(np.float32), valid
-
     def _start(self, rng: np.random.Generator, t: CachedTrack) -> int:
         return int(rng.integers(0, max(1, t.samples - self.patch_samples + 1)))
 
@@ -123,31 +109,21 @@ class PatchSampler:
         rng = np.random.default_rng([self.seed, self.rank, step])
         a = self.augment
         mixes, voices, accs, valids = [], [], [], []
-        pair_flags, shorts = [], []
+        pair_flags = []
         for _ in range(batch_size):
             i = int(rng.choice(len(self.tracks), p=self.weights))
             t = self.tracks[i]
             start = self._start(rng, t)
-            # a short segment, to be repeated to the patch's length (drawn only when the option is on,
-            # so that runs without it draw exactly what they did before it existed)
-            short = self._short_samples(rng) if a.wrap_short and rng.random() < a.wrap_short else None
-            shorts.append(short)
-            g = 10 ** (rng.uniform(-a.gain_db, a.gain_db, size=2) / 20) if a.gain_db else np.ones(2)
             if t.vocals is None:  # a pair: original and instrumental move together
                 mix, valid = self._crop(t.mixture, start)
                 acc, _ = self._crop(t.accompaniment, start)
-                if short is not None:
-                    mix, acc, valid = self._cut(mix, short), self._cut(acc, short), min(valid, short)
-                mixes.append(mix * g[0])
-                accs.append(acc * g[0])
+                mixes.append(mix)
+                accs.append(acc)
                 voices.append(None)
                 valids.append(valid)
                 pair_flags.append(True)
                 continue
-            if a.pitch:
-                voc, valid = self._shifted_voice(t.vocals, start, 2 ** (rng.uniform(-a.pitch, a.pitch) / 12))
-            else:
-                voc, valid = self._crop(t.vocals, start)
+            voc, valid = self._crop(t.vocals, start)
             if self.stems and rng.random() < a.remix:
                 j = self.stems[int(rng.integers(len(self.stems)))]
                 other = self.tracks[j]
@@ -155,11 +131,6 @@ class PatchSampler:
                 valid = min(valid, valid_a)
             else:
                 acc, _ = self._crop(t.accompaniment, start)
-            if a.silence and rng.random() < a.silence:
-                voc = np.zeros_like(voc)
-            if short is not None:
-                voc, acc, valid = self._cut(voc, short), self._cut(acc, short), min(valid, short)
-            voc, acc = voc * g[0], acc * g[1]
             voices.append(voc)
             accs.append(acc)
             mixes.append(voc + acc)
@@ -190,27 +161,9 @@ class PatchSampler:
         w = torch.zeros(batch_size, 1, 1, frames)
         for k, valid in enumerate(valids):
             w[k, ..., : self.stft.frames(valid)] = 1.0
-            if shorts[k] is not None:  # repeated from its start, as the separator pads (wrap_frames)
-                f = self.stft.frames(valid)
-                X[k] = wrap_frames(X[k, :, :f], frames)
-                Y[k] = wrap_frames(Y[k, :, :f], frames)
         return X.unsqueeze(1), Y.unsqueeze(1), w
 
     @staticmethod
     def features(X: torch.Tensor, Y: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The batch as the loss takes it: :meth:`batch` already returns (X, Y, w)."""
         return X, Y, w
-
-    def _short_samples(self, rng: np.random.Generator) -> int:
-        """The length of a short segment (``Augment.wrap_short``): uniform in frames, from
-        ``SHORT_MIN_FRAMES`` to one frame less than a patch."""
-        f = int(rng.integers(SHORT_MIN_FRAMES, self.preset.patch_frames))
-        return (f - 1) * self.preset.hop + 1
-
-    @staticmethod
-    def _cut(x: np.ndarray, n: int) -> np.ndarray:
-        """``x`` with everything from sample ``n`` on silenced: its STFT's first frames are then
-        those of the ``n``-sample segment alone, as the separator computes them."""
-        out = x.copy()
-        out[n:] = 0.0
-        return out

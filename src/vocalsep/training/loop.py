@@ -2,8 +2,8 @@
 
 - L1,1 loss of (mask x X - Y) on magnitudes normalised by the patch's
   mixture maximum (the same rule the model applies to its input), averaged
-  over the valid (non-padding) bins and frames; Adam. ``--loss l2``
-  squares the same error instead; ``--loss sdr`` trains on each patch's
+  over the valid (non-padding) bins and frames; Adam with a linear warm-up
+  and a cosine learning-rate schedule.  ``--loss sdr`` trains on each patch's
   signal-to-distortion ratio in dB (:func:`masked_sdr`), which weighs every
   patch alike, as the per-clip NSDR does (validation loss stays L1).
 - Validation (rank 0): loss on fixed validation patches and NSDR of the
@@ -18,16 +18,10 @@
 - Data-parallel with ``torchrun --nproc-per-node N vocalsep train ...``
   (DistributedDataParallel over gloo): each process draws its own patches.
 - ``device="cuda"`` trains on a GPU (under torchrun, process ``LOCAL_RANK``
-  takes GPU ``LOCAL_RANK`` modulo the GPUs present).  Patches are still cut
-  and transformed on the CPU, then copied; cuDNN is put in its deterministic
-  mode so that a resumed run repeats an uninterrupted one there too.  The
-  processes still talk over gloo, which moves CUDA tensors through the host:
-  slower than NCCL on many GPUs, but the one backend tested here.
+  takes GPU ``LOCAL_RANK`` modulo the GPUs present); patches are cut and
+  transformed on the CPU, cuDNN runs deterministically, processes talk over gloo.
 - ``workers=N`` prepares batches in N processes ahead of the training step
-  (each batch is a function of its step, so the draws do not change).  On a
-  GPU the in-process sampler is the bottleneck (measured in docs/training.md);
-  on a 2-core CPU it costs a few percent of a step, and workers only compete
-  with the network for the cores.
+  (each batch is a function of its step, so the draws do not change).
 """
 
 from __future__ import annotations
@@ -56,7 +50,7 @@ from ..errors import ConfigError
 from ..evaluation.metrics import nsdr_scores
 from ..model import UNet
 from ..separator import SeparationOptions, Separator
-from .config import TrainConfig
+from .config import TrainConfig, removed_settings
 from .features import CachedTrack, PatchSampler, load_cached
 from .mix import MixSampler, MixTrack, load_recipe
 
@@ -75,16 +69,14 @@ def make_preset(cfg: TrainConfig) -> Preset:
         unet = replace(unet, channels=cfg.channels, dropout_layers=min(unet.dropout_layers, len(cfg.channels)))
     if cfg.dropout is not None:
         unet = replace(unet, dropout=cfg.dropout)
-    if cfg.input_norm is not None:
-        unet = replace(unet, input_norm=cfg.input_norm)
     return replace(preset, unet=unet)
 
 
-def masked_l1(mask: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, w: torch.Tensor, power: int = 1) -> torch.Tensor:
-    """Mean |mask * X - Y| ** power over valid frames, with X and Y divided by each item's max of X
-    (power 1: the paper's L1,1 loss; 2: the squared error of ``--loss l2``)."""
+def masked_l1(mask: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Mean |mask * X - Y| over valid frames, with X and Y divided by each item's max of X
+    (the paper's L1,1 loss)."""
     scale = X.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
-    err = ((mask * X - Y).abs() / scale) ** power * w
+    err = (mask * X - Y).abs() / scale * w
     denom = (w.sum() * X.shape[1] * X.shape[2]).clamp_min(1.0)
     return err.sum() / denom
 
@@ -115,12 +107,14 @@ def training_loss(kind: str, mask: torch.Tensor, X: torch.Tensor, Y: torch.Tenso
     """The training loss ``kind`` (``TrainConfig.loss``) of ``mask`` for mixture ``X`` and target ``Y``."""
     if kind == "sdr":
         return masked_sdr(mask, X, Y, w)
-    return masked_l1(mask, X, Y, w, 2 if kind == "l2" else 1)
+    return masked_l1(mask, X, Y, w)
 
 
 def lr_at(cfg: TrainConfig, step: int, total: int | None) -> float:
+    """The learning rate of ``step``: a linear warm-up over ``warmup_steps``, then a cosine from ``lr``
+    down to ``lr_min`` at step ``total`` (constant ``lr`` when the run has no step count)."""
     warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
-    if cfg.schedule == "constant" or not total:
+    if not total:
         return cfg.lr * warm
     p = min(1.0, step / max(1, total))
     return (cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * p))) * warm
@@ -220,7 +214,7 @@ def _valid_patches(tracks: list[CachedTrack], preset: Preset, target: str, seed:
     """Fixed validation patches (no augmentation), drawn once; their target follows the run's ``target_rule``."""
     from .config import Augment
 
-    sampler = PatchSampler(tracks, preset, target, Augment(remix=0.0, gain_db=0.0, silence=0.0), seed=seed + 7777, target_rule=target_rule)
+    sampler = PatchSampler(tracks, preset, target, Augment(remix=0.0), seed=seed + 7777, target_rule=target_rule)
     return [sampler.batch(i, 4) for i in range(max(1, count // 4))]
 
 
@@ -272,30 +266,6 @@ def init_facts(path: str) -> dict[str, Any]:
     training = json.loads(read_metadata(path).get("vocalsep.training", "{}"))
     keep = ("step", "train_seconds", "config", "valid", "init")
     return {"path": str(path), "sha256": digest, **{k: training[k] for k in keep if k in training}}
-
-
-def _ema_copy(model: torch.nn.Module) -> torch.nn.Module:
-    """A frozen copy of ``model`` to hold the moving average of its weights."""
-    import copy
-
-    ema = copy.deepcopy(model)
-    for p in ema.parameters():
-        p.requires_grad_(False)
-    return ema
-
-
-@torch.no_grad()
-def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    """``ema = decay * ema + (1 - decay) * model`` for every float weight and buffer (the
-    BatchNorm statistics too); integer buffers are copied.  The caller warms the decay up
-    (``min(decay, (1 + step) / (10 + step))``) so that the first steps do not weigh the
-    random initialisation."""
-    current = model.state_dict()
-    for key, value in ema.state_dict().items():
-        if value.dtype.is_floating_point:
-            value.lerp_(current[key], 1.0 - decay)
-        else:
-            value.copy_(current[key])
 
 
 @torch.no_grad()
@@ -461,7 +431,6 @@ def fit(config: TrainConfig) -> dict[str, Any]:
     if init_path and not (cfg.resume and state_path.exists()):
         _load_initial_weights(model, init_path, preset)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    ema = _ema_copy(model) if cfg.ema > 0 else None
     step, best, train_seconds = 0, -math.inf, 0.0
     initial = init_facts(init_path) if init_path and dist.rank == 0 and not (cfg.resume and state_path.exists()) else None
     if cfg.resume and state_path.exists():
@@ -471,9 +440,14 @@ def fit(config: TrainConfig) -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001 - truncated, not a state file, written by something else
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise ConfigError(f"{state_path}: cannot resume from it, it is damaged ({reason}); remove it to start afresh, or choose another --out") from None
-        for key, default in (("target_rule", "magnitude"), ("ema", 0.0), ("loss", "l1"), ("recipe", None), ("patch_frames", None)):
+        removed = removed_settings(saved_cfg)
+        if removed:
+            said = ", ".join(f"{k} {v!r}" for k, v in removed.items())
+            raise ConfigError(f"--resume: the interrupted run used settings that this version no longer has ({said}); "
+                              "it cannot be continued, start a new run")
+        for key, default in (("target_rule", "magnitude"), ("loss", "l1"), ("recipe", None), ("patch_frames", None)):
             saved_cfg.setdefault(key, default)  # runs from before the option
-        for key in ("data", "target", "preset", "skip", "channels", "dropout", "input_norm", "batch_size", "seed", "target_rule", "ema", "loss",
+        for key in ("data", "target", "preset", "skip", "channels", "dropout", "batch_size", "seed", "target_rule", "loss",
                     "recipe", "patch_frames"):
             have = list(saved_cfg[key]) if isinstance(saved_cfg.get(key), list) else saved_cfg.get(key)
             want = list(cfg.to_dict()[key]) if isinstance(cfg.to_dict()[key], tuple) else cfg.to_dict()[key]
@@ -481,8 +455,6 @@ def fit(config: TrainConfig) -> dict[str, Any]:
                 raise ConfigError(f"--resume: {key} differs from the interrupted run ({have!r} there, {want!r} now)")
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
         step, best, train_seconds = int(state["step"]), float(state["best"]), float(state["train_seconds"])
         initial = json.loads(state["init"]) if state.get("init") else None
         log.info("resuming %s at step %d", out, step)
@@ -525,13 +497,9 @@ def fit(config: TrainConfig) -> dict[str, Any]:
 
     def checkpoint(row: dict[str, Any], is_best: bool) -> None:
         facts = training_facts({"step": step, "train_seconds": round(train_seconds, 1), "valid": row})
-        saved = ema if ema is not None else model
-        save_checkpoint(out / "last.safetensors", saved, target=cfg.target, preset=preset, training=facts)
+        save_checkpoint(out / "last.safetensors", model, target=cfg.target, preset=preset, training=facts)
         if is_best:
-            save_checkpoint(out / "best.safetensors", saved, target=cfg.target, preset=preset, training=facts)
-        if ema is not None:  # the trained weights themselves, for comparison
-            save_checkpoint(out / "last-raw.safetensors", model, target=cfg.target, preset=preset,
-                            training={**facts, "valid": {}, "weights": "raw (not averaged)"})
+            save_checkpoint(out / "best.safetensors", model, target=cfg.target, preset=preset, training=facts)
         _save_state(state_path, {
             "model": model.state_dict(),
             "optimiser": optimiser.state_dict(),
@@ -540,7 +508,6 @@ def fit(config: TrainConfig) -> dict[str, Any]:
             "train_seconds": train_seconds,
             "config": cfg.to_json(),
             **({"init": json.dumps(initial)} if initial else {}),
-            **({"ema": ema.state_dict()} if ema is not None else {}),
         })
 
     timing = {"data": 0.0, "forward": 0.0, "backward": 0.0}
@@ -570,8 +537,6 @@ def fit(config: TrainConfig) -> dict[str, Any]:
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
-        if ema is not None:
-            _ema_update(ema, model, min(cfg.ema, (1 + step) / (10 + step)))
         _sync(dev)
         te = time.perf_counter()
         timing["data"] += td - ts
@@ -596,7 +561,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
                 row = {"step": step, "epoch": round(step / steps_per_epoch, 3), "train_loss": float(f"{train_loss:.6g}"),
                        "lr": lr_at(cfg, step - 1, total_steps), "patches_per_s": round(rate, 2),
                        "train_seconds": round(train_seconds, 1), "wall": round(time.perf_counter() - t0, 1)}
-                row.update(validate_fn(ema if ema is not None else model, preset, cfg.target, valid, patches, cfg.valid_seconds) if valid else
+                row.update(validate_fn(model, preset, cfg.target, valid, patches, cfg.valid_seconds) if valid else
                            {"valid_loss": float("nan"), "valid_nsdr": float("nan"), "valid_sdr": float("nan")})
                 score = row["valid_nsdr"] if not math.isnan(row["valid_nsdr"]) else -row["valid_loss"] if not math.isnan(row["valid_loss"]) else -train_loss
                 is_best = score > best
