@@ -18,11 +18,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+import os
+
 import numpy as np
 
+DATA = Path(os.environ.get("VOCALSEP_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 INPUTS = (
-    "/work/shared/data/musdb-sample/Music Delta - 80s Rock/mixture.flac",
-    "/work/shared/data/mir1k/audio/abjones_1_01.flac",
+    str(DATA / "musdb-sample" / "Music Delta - 80s Rock" / "mixture.flac"),
+    str(DATA / "mir1k" / "audio" / "abjones_1_01.flac"),
 )
 MODELS = ("default", "mir1k", "fine")
 # the separation options of each run: the models' defaults, and the other full-band and high-band rules
