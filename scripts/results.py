@@ -165,8 +165,9 @@ def main(argv=None) -> int:
             lines += speed_rows(label, path)
             res = json.loads(path.read_text(encoding="utf-8"))
             m = res.get("machine", {})
-            lines.append(f"| | *{label}: `{res.get('settings', {}).get('command', '')}`, {res.get('time', '')}, "
-                         f"{m.get('cpu_count', '?')} CPUs* | | | |")
+            cmd = res.get("settings", {}).get("command") or []
+            cmd = " ".join([Path(cmd[0]).name, *cmd[1:]]) if isinstance(cmd, list) and cmd else str(cmd)
+            lines.append(f"| | *{label}: `{cmd}`, {res.get('time', '')}, {m.get('cpu_count', '?')} CPUs* | | | |")
     lines += [
         "",
         "How each model was chosen, with the validation figures of every candidate: [experiments/](experiments/).",
