@@ -34,15 +34,8 @@ from listen_support import (
 from server_process import start_server
 
 from vocalsep.errors import ConfigError
-from vocalsep.listen.prepare import (
-    FRAME_SECONDS,
-    PrepareConfig,
-    choose_excerpts,
-    loudness_lufs,
-    prepare,
-    voiced_frames,
-    window_shares,
-)
+from vocalsep.listen.excerpts import FRAME_SECONDS, choose_excerpts, loudness_lufs, voiced_frames, window_shares
+from vocalsep.listen.prepare import PrepareConfig, prepare
 from vocalsep.listen.report import holm, make_report, paired_tests, summarize
 from vocalsep.listen.server import BackgroundServer, create_app
 from vocalsep.listen.store import Conflict, Store
