@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from . import __version__
+from ._version import __version__
 from ._atomic import follow_umask, publish, temp_beside
 from .config import Preset
 from .errors import ConfigError, ModelError

@@ -16,14 +16,10 @@ import threading
 import time
 from pathlib import Path
 
-from . import __version__
+from ._cli_base import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from ._version import __version__
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("vocalsep")
-
-
-class UsageError(Exception):
-    """Wrong arguments: exit code 2."""
 
 
 class Terminated(KeyboardInterrupt):

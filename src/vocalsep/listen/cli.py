@@ -12,8 +12,7 @@ import shlex
 import sys
 
 from .._argtypes import count, port
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from .._cli_base import EXIT_FAILED, EXIT_OK
 
 
 def _count0(text: str) -> int:

@@ -74,7 +74,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..audio import AudioReader, is_audio_file, resample, save, track_name
 from ..errors import AudioError, ConfigError, VocalsepError
 from .study import (
