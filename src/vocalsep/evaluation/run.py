@@ -43,8 +43,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import ConfigError
 from .io import json_safe, safe_name, unfix, write_text, write_track
 from .metrics import VARIANTS

@@ -40,7 +40,8 @@ def add_import_parser(sub, common):
 def cmd_import_spleeter(args) -> int:
     from .._cli_base import EXIT_FAILED, EXIT_OK, UsageError
     from ..errors import VocalsepError
-    from .convert import INSTALL_HINT, STEMS, convert, installed_sources
+    from ..stems import STEMS
+    from .convert import INSTALL_HINT, convert, installed_sources
 
     path = args.path
     source = None
