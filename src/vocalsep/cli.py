@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from ._cli_base import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from ._cli_base import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, need_extra
 from ._version import __version__
 from .stems import STEMS
 
@@ -607,6 +607,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_train(args) -> int:
+    need_extra("train", "train")
     from .training import Augment, TrainConfig, fit
 
     try:
@@ -658,6 +659,7 @@ def _evaluate_command(args) -> str:
 
 
 def cmd_evaluate(args) -> int:
+    need_extra("evaluate", "eval")
     from .errors import ModelError
     from .evaluation.report import tables_markdown
     from .evaluation.run import EvalConfig, evaluate
@@ -683,6 +685,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_mine(args) -> int:
+    need_extra("mine", "mine")
     from .errors import ConfigError
     from .mining import AlignConfig, MatchConfig, MineConfig, mine
     from .mining.match import parse_markers

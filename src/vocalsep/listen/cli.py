@@ -133,7 +133,7 @@ def _need(step: str, *modules: str) -> None:
 def cmd_listen_prepare(args) -> int:
     import os
 
-    _need("prepare", "pyloudnorm")
+    _need("prepare", "pyloudnorm", "scipy")
     from .prepare import PrepareConfig, prepare
 
     cfg = PrepareConfig(
@@ -183,6 +183,7 @@ def cmd_listen_serve(args) -> int:
 
 
 def cmd_listen_report(args) -> int:
+    _need("report", "scipy", "matplotlib")
     from .report import make_report
 
     summary = make_report(args.study, args.out, db=args.db, include_incomplete=args.include_incomplete, error_bars=args.error_bars)
