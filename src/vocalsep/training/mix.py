@@ -37,7 +37,6 @@ from ..stems import STEMS
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class MixTrack:
     """One track at the preset's rate: ``parts`` maps ``vocals`` and/or ``accompaniment`` to
