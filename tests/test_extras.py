@@ -123,3 +123,26 @@ def test_the_extras_of_pyproject_match_the_commands_checks():
     test = extras["test"]
     included = next(r for r in test if r.startswith("vocalsep["))
     assert set(included[len("vocalsep["):-1].split(",")) == {"eval", "train", "mine", "listen", "web", "wiener"}
+
+
+def test_train_with_a_recipe_needs_no_extra(tmp_path):
+    """A recipe's validation scores with a plain SDR: no scipy, so no [train] extra."""
+    import numpy as np
+    import soundfile as sf
+
+    rate = 44100
+    t = np.arange(3 * rate) / rate
+    for i, name in enumerate(["a", "b", "c"]):
+        for stem, freq in (("vocals", 900 + 50 * i), ("accompaniment", 200 + 10 * i)):
+            path = tmp_path / "data" / "stems" / name / f"{stem}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            x = 0.2 * np.sin(2 * np.pi * freq * t) + 0.01 * np.random.default_rng(i).standard_normal(t.size)
+            sf.write(path, np.stack([x, x]).T.astype(np.float32), rate, subtype="FLOAT")
+    recipe = {"true_share": 1.0, "sources": [{"name": "st", "layout": "stems", "path": "stems", "valid": ["c"], "true": 1}]}
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe))
+    rc, _, err, imported = run_blocked(
+        "train", "--data", tmp_path / "data", "--recipe", tmp_path / "recipe.json", "--preset", "jansson2017-44k",
+        "--channels", "4,8,16", "--patch-frames", "64", "--batch-size", "2", "--steps", "2", "--steps-per-epoch", "2",
+        "--threads", "1", "--cache-dir", tmp_path / "cache", "--out", tmp_path / "run", "-q")
+    assert rc == 0, err
+    assert imported == [] and (tmp_path / "run" / "last.safetensors").is_file()

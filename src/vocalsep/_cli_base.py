@@ -14,7 +14,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # each command imports, checked before the command starts.  The base install separates.
 EXTRAS = {
     "eval": ("matplotlib", "mir_eval", "scipy"),  # vocalsep evaluate: BSS Eval, the figures
-    "train": ("scipy",),  # vocalsep train: the validation's BSS Eval
+    "train": ("scipy",),  # vocalsep train without --recipe: the validation's BSS Eval
     "mine": ("rapidfuzz", "mutagen"),  # vocalsep mine: fuzzy titles, tags of audio files
 }
 
