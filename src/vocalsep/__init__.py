@@ -6,7 +6,7 @@ package (and ``vocalsep --help``) does not import PyTorch.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["Separator", "SeparationOptions", "__version__"]
 

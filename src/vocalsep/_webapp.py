@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import _cli_base
 from .errors import ConfigError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -32,11 +33,7 @@ def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def missing_modules(*modules: str) -> list[str]:
-    """The modules of ``modules`` that are not installed."""
-    import importlib.util
-
-    return [m for m in modules if importlib.util.find_spec(m) is None]
+missing_modules = _cli_base.missing_modules  # the commands look it up here (tests replace it)
 
 
 def security_headers(resp, csp: str):

@@ -23,15 +23,15 @@ from typing import Any
 
 import torch
 
-from . import __version__
 from ._atomic import follow_umask, publish, temp_beside
+from ._version import __version__
 from .config import Preset
 from .errors import ConfigError, ModelError
 from .model import UNet
+from .stems import STEMS
 
 FORMAT = "vocalsep-checkpoint"
 FORMAT_VERSION = "1"
-TARGETS = ("vocals", "accompaniment")
 
 
 @dataclass
@@ -62,8 +62,8 @@ def save_checkpoint(
     """
     from safetensors.torch import save_file
 
-    if target not in TARGETS:
-        raise ConfigError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
+    if target not in STEMS:
+        raise ConfigError(f"unknown target {target!r}; known: {', '.join(STEMS)}")
     if model.config != preset.unet:
         raise ConfigError("the model's configuration differs from the preset's U-Net configuration")
     tensors = {}
@@ -120,7 +120,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         target = meta["vocalsep.target"]
     except (KeyError, ValueError, TypeError) as exc:
         raise ModelError(f"{path}: invalid checkpoint metadata ({exc})") from None
-    if target not in TARGETS:
+    if target not in STEMS:
         raise ModelError(f"{path}: unknown target {target!r}")
     with torch.device("meta"):  # no random initialisation: every tensor comes from the file
         model = UNet(preset.unet)

@@ -16,14 +16,11 @@ import threading
 import time
 from pathlib import Path
 
-from . import __version__
+from ._cli_base import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, need_extra
+from ._version import __version__
+from .stems import STEMS
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("vocalsep")
-
-
-class UsageError(Exception):
-    """Wrong arguments: exit code 2."""
 
 
 class Terminated(KeyboardInterrupt):
@@ -42,9 +39,9 @@ def _terminate(signum, frame):
 
 def _stems(text: str) -> list[str]:
     stems = [s.strip() for s in text.split(",") if s.strip()]
-    bad = [s for s in stems if s not in ("vocals", "accompaniment")]
+    bad = [s for s in stems if s not in STEMS]
     if bad or not stems:
-        raise argparse.ArgumentTypeError(f"unknown stem(s) {bad or text!r}; choose from vocals, accompaniment")
+        raise argparse.ArgumentTypeError(f"unknown stem(s) {bad or text!r}; choose from {', '.join(STEMS)}")
     return stems
 
 
@@ -113,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--model", action="append", metavar="NAME|PATH",
                    help="registered model name, a .safetensors model file or a folder of them; repeat to combine a vocal and an accompaniment model "
                    "(default: the installed default model; 'vocalsep models' lists the installed ones)")
-    p.add_argument("--stems", type=_stems, default=["vocals", "accompaniment"], help="comma-separated stems to write (default: vocals,accompaniment)")
+    p.add_argument("--stems", type=_stems, default=list(STEMS), help=f"comma-separated stems to write (default: {','.join(STEMS)})")
     p.add_argument("--format", dest="fmt", choices=["wav", "flac", "mp3"], default="wav", help="output format (default: wav)")
     p.add_argument("--bit-depth", choices=["16", "24", "32", "float"], default="16", help="sample format of WAV/FLAC outputs (default: 16)")
     p.add_argument("--offset", type=_nonneg, default=0.0, metavar="S", help="start this many seconds into each input")
@@ -162,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", default=None, metavar="FILE.json",
                    help="a training mixture of several sources and their shares (docs/training.md); needed by stereo presets")
     p.add_argument("--patch-frames", type=int, default=None, metavar="N", help="frames per training patch with --recipe (default: the preset's)")
-    p.add_argument("--target", choices=["vocals", "accompaniment"], default="vocals")
+    p.add_argument("--target", choices=list(STEMS), default="vocals")
     p.add_argument("--preset", default="jansson2017",
                    help="signal-processing preset: jansson2017 (the paper's: 8192 Hz, window 1024, hop 768), jansson2017-hop384 "
                    "(the same with half the hop) or spleeter (44.1 kHz stereo, Spleeter's network; with --recipe) (default: jansson2017)")
@@ -610,6 +607,8 @@ def cmd_info(args) -> int:
 
 
 def cmd_train(args) -> int:
+    if not args.recipe:  # validation on whole tracks scores with BSS Eval (scipy); a recipe's validation does not
+        need_extra("train", "train")
     from .training import Augment, TrainConfig, fit
 
     try:
@@ -661,6 +660,7 @@ def _evaluate_command(args) -> str:
 
 
 def cmd_evaluate(args) -> int:
+    need_extra("evaluate", "eval")
     from .errors import ModelError
     from .evaluation.report import tables_markdown
     from .evaluation.run import EvalConfig, evaluate
@@ -686,6 +686,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_mine(args) -> int:
+    need_extra("mine", "mine")
     from .errors import ConfigError
     from .mining import AlignConfig, MatchConfig, MineConfig, mine
     from .mining.match import parse_markers

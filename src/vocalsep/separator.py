@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from .audio import OUTPUT_FORMATS, AudioReader, AudioWriter, resample, track_name
-from .checkpoint import TARGETS, Checkpoint, load_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint
 from ._atomic import missing_dirs, remove_empty
 from ._threads import SerialWorker, prefetch
 from .chunking import overlap_add, overlap_sum
@@ -47,10 +47,10 @@ from .config import COMBINE_RULES, FULLBAND_RULES, HIGH_BAND_RULES, PRECISIONS, 
 from .errors import AudioError, ConfigError, ModelError, OutputError
 from .model import DTYPES, InferenceUNet, UNet
 from .spectral import STFT, SpleeterSTFT, apply_mask, interpolate_mask, lerp_axis
+from .stems import STEMS
 
 log = logging.getLogger(__name__)
 
-STEMS = TARGETS  # ("vocals", "accompaniment")
 DEFAULT_TEMPLATE = "{track}/{stem}.{ext}"
 PAD_RULES = ("wrap",)
 
@@ -118,7 +118,7 @@ def combine_masks(masks: Mapping[str, torch.Tensor], rule: str, eps: float = 1e-
     """
     if rule not in COMBINE_RULES:
         raise ConfigError(f"combine must be one of {COMBINE_RULES}, not {rule!r}")
-    if rule == "independent" or not {"vocals", "accompaniment"} <= set(masks):
+    if rule == "independent" or not set(STEMS) <= set(masks):
         return dict(masks)
     mv, ma = masks["vocals"], masks["accompaniment"]
     if rule == "average":
@@ -295,7 +295,7 @@ class SpectralFrontEnd:
     def combine_inputs(self, masks: Mapping[str, torch.Tensor], mag: torch.Tensor, rule: str) -> dict[str, torch.Tensor]:
         """What :func:`combine_masks` compares: the masks, or for a ``combine_on="output"`` preset
         and the ratio rules of two models, the output spectrograms (mask x mixture magnitude ``mag``)."""
-        if self.preset.combine_on == "output" and rule in ("ratio", "ratio2") and {"vocals", "accompaniment"} <= set(masks):
+        if self.preset.combine_on == "output" and rule in ("ratio", "ratio2") and set(STEMS) <= set(masks):
             return {t: m * mag for t, m in masks.items()}
         return dict(masks)
 
@@ -392,8 +392,8 @@ class Separator:
         if not models:
             raise ModelError("a Separator needs at least one model")
         for target in models:
-            if target not in TARGETS:
-                raise ModelError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
+            if target not in STEMS:
+                raise ModelError(f"unknown target {target!r}; known: {', '.join(STEMS)}")
         self.device = _device(device)
         self.models = {t: m.eval().to(self.device) for t, m in models.items()}
         self._channels_last = False  # the float32 models, converted when they run (_networks)

@@ -49,11 +49,12 @@ import numpy as np
 
 from ..audio import is_audio_file, load, resample
 from ..errors import ConfigError
+from ..stems import STEMS
 from .datasets import Track, _file_key, open_dataset
 
 LAYOUTS = ("mir1k", "stems", "musdb", "files", "folder-mix")
-ROLES = ("stems", "vocals", "accompaniment")
-POOLS = ("true", "vocals", "accompaniment")
+ROLES = ("stems", *STEMS)
+POOLS = ("true", *STEMS)
 
 
 def _pair(value: Any, name: str) -> tuple[float, float]:

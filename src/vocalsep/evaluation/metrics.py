@@ -26,7 +26,8 @@ import warnings
 
 import numpy as np
 
-SOURCES = ("vocals", "accompaniment")
+from ..stems import STEMS
+
 FILTER_TAPS = 512
 
 VARIANTS = {
@@ -138,7 +139,7 @@ class SourcesV3:
 
 
 def _mono_stack(signals: dict[str, np.ndarray]) -> np.ndarray:
-    return np.stack([np.asarray(signals[s], np.float64).reshape(-1) for s in SOURCES])
+    return np.stack([np.asarray(signals[s], np.float64).reshape(-1) for s in STEMS])
 
 
 def nsdr_scores(mixture: np.ndarray, references: dict[str, np.ndarray], estimates: dict[str, np.ndarray],
@@ -156,7 +157,7 @@ def nsdr_scores(mixture: np.ndarray, references: dict[str, np.ndarray], estimate
     refs = _mono_stack(references)
     ests = _mono_stack(estimates)
     for kind, arr in (("reference", refs), ("estimate", ests)):
-        for s in silent_sources(SOURCES, arr):
+        for s in silent_sources(STEMS, arr):
             raise ValueError(f"the {s} {kind} is silent: BSS Eval is undefined")
     if mixture_sdr is None:
         mixture_sdr = mixture_sdr_v3(mixture, references, scorer)
@@ -171,16 +172,16 @@ def nsdr_scores(mixture: np.ndarray, references: dict[str, np.ndarray], estimate
             "sar": float(est_scores["sar"][i]),
             "nsdr": float(est_scores["sdr"][i] - mixture_sdr[i]),
         }
-        for i, s in enumerate(SOURCES)
+        for i, s in enumerate(STEMS)
     }
 
 
 def mixture_sdr_v3(mixture: np.ndarray, references: dict[str, np.ndarray], scorer: "SourcesV3 | None" = None) -> np.ndarray:
-    """SDR of the mono mixture taken as the estimate of each source (the NSDR baseline), in ``SOURCES`` order."""
+    """SDR of the mono mixture taken as the estimate of each source (the NSDR baseline), in ``STEMS`` order."""
     mix = np.asarray(mixture, np.float64).reshape(-1)
     if scorer is not None and scorer.n == mix.size:
-        return scorer.score(np.stack([mix] * len(SOURCES)))["sdr"]
-    return bss_eval_v3(_mono_stack(references), np.stack([mix] * len(SOURCES)))["sdr"]
+        return scorer.score(np.stack([mix] * len(STEMS)))["sdr"]
+    return bss_eval_v3(_mono_stack(references), np.stack([mix] * len(STEMS)))["sdr"]
 
 
 # -- BSS Eval v4 (images, time-invariant filters)
@@ -312,16 +313,16 @@ def museval_scores(references: dict[str, np.ndarray], estimates: dict[str, np.nd
     ``{source: {"sdr": median, "isr": ..., "sir": ..., "sar": ..., "frames": {metric: [per window]}}}``;
     a median over windows that are all NaN is NaN (the caller records it as undefined).
     """
-    refs = np.stack([np.asarray(references[s], np.float64) for s in SOURCES])
+    refs = np.stack([np.asarray(references[s], np.float64) for s in STEMS])
     n = refs.shape[-1]
     ests = []
-    for s in SOURCES:
+    for s in STEMS:
         e = np.asarray(estimates[s], np.float64)
         e = e[..., :n] if e.shape[-1] >= n else np.pad(e, [(0, 0)] * (e.ndim - 1) + [(0, n - e.shape[-1])])
         ests.append(e)
     raw = bss_eval_v4(refs, np.stack(ests), int(window * rate), int(hop * rate))
     out = {}
-    for i, s in enumerate(SOURCES):
+    for i, s in enumerate(STEMS):
         d: dict = {}
         for m, v in raw.items():
             vals = v[i]

@@ -28,8 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import SOURCES, VARIANTS
-from .run import SCORE_FIELDS, _rows, csv_text, json_safe, safe_name, write_text
+from ..stems import STEMS
+from .io import SCORE_FIELDS, csv_text, json_safe, safe_name, score_rows, write_text
+from .metrics import VARIANTS
+from .scoring import TrackScorer
 
 MASK_SECONDS_DEFAULT = 10.0
 
@@ -48,7 +50,7 @@ def summarise(cfg, setup: dict, specs, results: list[dict], failures) -> dict:
     stats: dict = {}
     for spec in specs:
         per_target = {}
-        for s in SOURCES:
+        for s in STEMS:
             runs = [(r, r["systems"].get(spec.name)) for r in scored]
             ok = [(r, x) for r, x in runs if x is not None and x["status"] == "scored"]
             entry = {"tracks": len(ok), "undefined": sum(1 for _, x in runs if x is not None and x["status"] == "undefined"),
@@ -99,7 +101,7 @@ def tables_markdown(summary: dict) -> str:
     metric = summary["setup"]["metric"]
     stats = summary["stats"]
     parts = []
-    for s in SOURCES:
+    for s in STEMS:
         if metric == "v3":
             header = ["system", "mean NSDR (dB)", "mean SIR (dB)", "mean SAR (dB)", "GNSDR (dB)", "tracks"]
             rows = [[name, _f(e.get("nsdr", {}).get("mean")), _f(e.get("sir", {}).get("mean")), _f(e.get("sar", {}).get("mean")),
@@ -111,7 +113,7 @@ def tables_markdown(summary: dict) -> str:
                     for name, d in stats.items() for e in [d[s]]]
             title = f"**{s.capitalize()}: median over tracks of the per-track median over 1 s windows** (SiSEC style)"
         parts.append(title + "\n\n" + _table(header, rows))
-    for s in SOURCES:
+    for s in STEMS:
         header = ["system", "mean", "SD", "min", "max", "median", "tracks"]
         rows = []
         for name, d in stats.items():
@@ -175,8 +177,8 @@ def _pyplot():
 def boxplot(results: list[dict], systems: list[str], path: Path, metric: str) -> Path:
     """NSDR per track, one box per system, one panel per source (like the paper's Figure 2)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(SOURCES), figsize=(4 + 1.1 * len(systems) * len(SOURCES), 4.5), sharey=True, squeeze=False)
-    for ax, s in zip(axes[0], SOURCES):
+    fig, axes = plt.subplots(1, len(STEMS), figsize=(4 + 1.1 * len(systems) * len(STEMS), 4.5), sharey=True, squeeze=False)
+    for ax, s in zip(axes[0], STEMS):
         data, labels = [], []
         for name in systems:
             vals = [r["systems"][name]["targets"][s]["nsdr"] for r in results
@@ -217,7 +219,6 @@ def mask_figure(cfg, systems: list[str], track: str, path: Path) -> Path:
 
     from ..config import get_preset
     from ..separator import SeparationOptions, SpectralFrontEnd
-    from .run import TrackScorer
     from .systems import EstimatesSystem, parse_systems, ratio_masks
 
     wanted = [s for s in parse_systems(cfg.systems) if s.name in systems]
@@ -293,7 +294,7 @@ def write_outputs(cfg, out: Path, summary: dict, results: list[dict], timing) ->
 
     t0 = time.perf_counter()
     names = [s["name"] for s in summary["systems"]]
-    rows = [row for r in results for row in _rows(r, names)]
+    rows = [row for r in results for row in score_rows(r, names)]
     write_text(out / "scores.csv", csv_text(rows))
     figures: dict[str, Path] = {}
     if summary["tracks"]["scored"]:

@@ -35,33 +35,34 @@ whose museval windows are all undefined, is *undefined* on that track
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
-import math
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from .._atomic import write_text
-from ..errors import ConfigError, VocalsepError
-from .metrics import SOURCES, VARIANTS, SourcesV3, museval_scores, nsdr_scores
-from .systems import MixtureSystem, build_system, parse_systems
+from ..errors import ConfigError
+from .io import json_safe, safe_name, unfix, write_text, write_track
+from .metrics import VARIANTS
+from .report import summarise, write_outputs
+from .scoring import (  # noqa: F401 - the constants, list_tracks and vocal_activity: part of this module's interface
+    DEFAULT_RATES,
+    FRAME_SECONDS,
+    MIN_VOICED_SECONDS,
+    VOICED_DBFS,
+    TrackScorer,
+    layout_of,
+    list_tracks,
+    rate_of,
+    vocal_activity,
+)
+from .systems import parse_systems
 
 log = logging.getLogger(__name__)
 
-VOICED_DBFS = -60.0
-MIN_VOICED_SECONDS = 0.5
-FRAME_SECONDS = 0.02
-DEFAULT_RATES = {"mir1k": 16000}  # the clips' own rate; other layouts: 44100 Hz (MUSDB18's)
 METRICS = ("v3", "museval")
-SCORE_FIELDS = ("sdr", "sir", "sar", "isr", "nsdr")
 
 
 @dataclass(frozen=True)
@@ -120,139 +121,7 @@ class Timing:
     per_system: dict = field(default_factory=dict)
 
 
-# -- tracks
-
-def layout_of(cfg: EvalConfig) -> str:
-    from ..data.datasets import guess_layout
-
-    kind = cfg.dataset or guess_layout(cfg.data)
-    if kind == "pairs":
-        raise ConfigError("a pair manifest has no vocal reference: evaluation needs mir1k, stems or musdb data")
-    return kind
-
-
-def list_tracks(cfg: EvalConfig):
-    """The dataset's tracks chosen by ``groups``, ``tracks`` and ``limit``, sorted by name."""
-    from ..data.datasets import open_dataset
-
-    kind = layout_of(cfg)
-    ds = open_dataset(cfg.data, kind, **({"join_songs": False} if kind == "mir1k" else {}))
-    tracks = sorted(ds.tracks, key=lambda t: t.name)
-    for wanted, key, what in ((cfg.groups, "group", "groups"), (cfg.tracks, "name", "tracks")):
-        if wanted:
-            known = {getattr(t, key) for t in tracks}
-            unknown = sorted(set(wanted) - known)
-            if unknown:
-                raise ConfigError(f"{cfg.data}: no {what} {unknown} among the chosen tracks (known: {', '.join(sorted(known)[:20])})")
-            tracks = [t for t in tracks if getattr(t, key) in wanted]
-    return tracks[: cfg.limit] if cfg.limit else tracks
-
-
-def rate_of(cfg: EvalConfig) -> int:
-    return cfg.rate or DEFAULT_RATES.get(layout_of(cfg), 44100)
-
-
-def vocal_activity(track, vocals: np.ndarray, rate: int) -> dict:
-    """``{"source": "labels"|"energy", "voiced_seconds": s, "counts": bool}`` (see the module doc)."""
-    labels = track.vocal_activity(rate, vocals.shape[-1])
-    if labels is not None:
-        voiced = float(np.sum(labels > 0)) / rate
-        return {"source": "labels", "voiced_seconds": voiced, "counts": voiced > 0}
-    mono = np.asarray(vocals, np.float64).mean(axis=0)
-    hop = max(1, round(FRAME_SECONDS * rate))
-    frames = mono[: mono.size // hop * hop].reshape(-1, hop)
-    rms_db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-20)
-    voiced = float(np.sum(rms_db > VOICED_DBFS)) * hop / rate
-    return {"source": "energy", "voiced_seconds": voiced, "counts": voiced >= MIN_VOICED_SECONDS}
-
-
-# -- one track
-
-class TrackScorer:
-    """Loads the dataset and the systems once (per worker process) and scores tracks."""
-
-    def __init__(self, cfg: EvalConfig):
-        from ..config import get_preset
-        from ..separator import SeparationOptions
-
-        self.cfg = cfg
-        self.rate = rate_of(cfg)
-        self.tracks = {t.name: t for t in list_tracks(cfg)}
-        options = SeparationOptions(**{k: v for k, v in (("fullband", cfg.fullband), ("combine", cfg.combine), ("pad", cfg.pad), ("shifts", cfg.shifts)) if v}, precision=cfg.precision)
-        preset = get_preset(cfg.preset)
-        self.systems = {s.name: build_system(s, preset, options, cfg.device) for s in parse_systems(cfg.systems)}
-        self._v3: SourcesV3 | None = None  # the current track's references (v3)
-
-    def signals(self, name: str):
-        """(mixture, references) of a track at the evaluation rate, mono for ``v3``."""
-        d = self.tracks[name].load(self.rate)
-        if self.cfg.metric == "v3":
-            d = {k: v.mean(axis=0, keepdims=True) for k, v in d.items()}
-        return d["mixture"].astype(np.float64), {s: d[s].astype(np.float64) for s in SOURCES}
-
-    def score(self, name: str, todo: list[str]) -> dict:
-        track = self.tracks[name]
-        t0 = time.perf_counter()
-        mixture, refs = self.signals(name)
-        result = {"track": name, "group": track.group, "seconds": mixture.shape[-1] / self.rate,
-                  "channels": int(mixture.shape[0]), "status": "scored", "reason": "", "systems": {},
-                  "timing": {"loading": 0.0, "separation": 0.0, "scoring": 0.0}}
-        activity = vocal_activity(track, refs["vocals"], self.rate)
-        result["vocal_activity"] = activity
-        silent = [s for s in SOURCES if not np.any(refs[s])]
-        if silent:
-            result.update(status="excluded", reason=f"the {silent[0]} reference is all zeros: BSS Eval is undefined")
-        elif not activity["counts"]:
-            result.update(status="excluded", reason=f"no vocals ({activity['source']}: {activity['voiced_seconds']:.2f} s voiced)")
-        result["timing"]["loading"] = time.perf_counter() - t0
-        if result["status"] == "excluded":
-            return result
-        t0 = time.perf_counter()
-        mix_scores = self._mixture_scores(mixture, refs)
-        result["timing"]["scoring"] += time.perf_counter() - t0
-        for sname in todo:
-            t0 = time.perf_counter()
-            try:
-                est = self.systems[sname].estimate(name, mixture, refs, self.rate)
-            except (VocalsepError, OSError, RuntimeError, ValueError) as exc:
-                result["systems"][sname] = {"status": "failed", "reason": str(exc)}
-                continue
-            t1 = time.perf_counter()
-            result["timing"]["separation"] += t1 - t0
-            result["systems"][sname] = self._score_system(mixture, refs, est, mix_scores, isinstance(self.systems[sname], MixtureSystem))
-            dt = time.perf_counter() - t1
-            result["timing"]["scoring"] += dt
-            result["systems"][sname]["seconds"] = {"separation": t1 - t0, "scoring": dt}
-        return result
-
-    def _mixture_scores(self, mixture, refs) -> dict:
-        if self.cfg.metric == "v3":
-            mono = np.stack([refs[s][0] for s in SOURCES])
-            self._v3 = SourcesV3(mono)  # the references' share of BSS Eval, shared by every system of this track
-            raw = self._v3.score(np.stack([mixture[0]] * len(SOURCES)))
-            return {s: {m: float(raw[m][i]) for m in ("sdr", "sir", "sar")} for i, s in enumerate(SOURCES)}
-        return museval_scores(refs, {s: mixture for s in SOURCES}, self.rate)
-
-    def _score_system(self, mixture, refs, est, mix_scores, is_mixture: bool) -> dict:
-        silent = [s for s in SOURCES if not np.any(est[s])]
-        if silent:
-            return {"status": "undefined", "reason": f"the {silent[0]} estimate is all zeros: BSS Eval is undefined"}
-        if is_mixture:
-            scores = {s: dict(v) for s, v in mix_scores.items()}
-            for s in SOURCES:
-                scores[s]["nsdr"] = 0.0
-        elif self.cfg.metric == "v3":
-            mixture_sdr = np.array([mix_scores[s]["sdr"] for s in SOURCES])
-            scores = nsdr_scores(mixture[0], {s: refs[s][0] for s in SOURCES}, {s: est[s][0] for s in SOURCES}, mixture_sdr, self._v3)
-        else:
-            scores = museval_scores(refs, est, self.rate)
-            for s in SOURCES:
-                scores[s]["nsdr"] = scores[s]["sdr"] - mix_scores[s]["sdr"]
-        bad = [s for s in SOURCES if not math.isfinite(scores[s]["sdr"]) or not math.isfinite(scores[s]["nsdr"])]
-        if bad:
-            return {"status": "undefined", "reason": f"the {bad[0]} score is undefined (every museval window silent)", "targets": scores}
-        return {"status": "scored", "reason": "", "targets": scores}
-
+# -- the worker processes
 
 _WORKER: dict = {}
 
@@ -272,75 +141,6 @@ def _worker_score(name: str, todo: list[str]) -> dict:
     return _WORKER["scorer"].score(name, todo)
 
 
-# -- files
-
-def safe_name(track: str) -> str:
-    """A file name for a track name (which may hold '/' for nested stem folders)."""
-    safe = re.sub(r"[^A-Za-z0-9._+-]+", "_", track).strip("._") or "track"
-    if safe != track:
-        import hashlib
-
-        safe += "-" + hashlib.sha1(track.encode()).hexdigest()[:8]
-    return safe
-
-
-def _rows(result: dict, systems=None) -> list[dict]:
-    rows = []
-    for sname in systems if systems is not None else list(result["systems"]):
-        r = result["systems"].get(sname)
-        if r is None:
-            continue
-        for s in SOURCES:
-            v = r.get("targets", {}).get(s, {})
-            rows.append({"track": result["track"], "group": result["group"], "seconds": round(result["seconds"], 4),
-                         "system": sname, "target": s, **{m: v.get(m, "") for m in SCORE_FIELDS},
-                         "status": r["status"], "reason": r.get("reason", "")})
-    return rows
-
-
-def csv_text(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    fields = ["track", "group", "seconds", "system", "target", *SCORE_FIELDS, "status", "reason"]
-    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
-    return buf.getvalue()
-
-
-def write_track(out: Path, result: dict) -> None:
-    base = out / "tracks" / safe_name(result["track"])
-    write_text(base.with_suffix(".csv"), csv_text(_rows(result)))
-    write_text(base.with_suffix(".json"), json.dumps(result, indent=1, allow_nan=False, default=_json_default))
-
-
-def _json_default(x):
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    raise TypeError(f"cannot write {type(x).__name__} as JSON")
-
-
-def json_safe(x):
-    """JSON has no NaN or inf: NaN -> null, +-inf (an exact estimate's SIR, say) -> "inf" / "-inf"."""
-    if isinstance(x, dict):
-        return {k: json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [json_safe(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
-    return x
-
-
-def _unfix(v):
-    if isinstance(v, dict):
-        return {k: _unfix(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_unfix(x) for x in v]
-    if v in ("inf", "-inf"):
-        return float(v)
-    return v
-
-
 # -- the run
 
 def evaluate(config: EvalConfig | None = None, **kwargs) -> dict:
@@ -352,8 +152,6 @@ def evaluate(config: EvalConfig | None = None, **kwargs) -> dict:
     system run; the rest is done regardless.
     """
     cfg = config if config is not None else EvalConfig(**kwargs)
-    from .report import summarise, write_outputs
-
     start = time.perf_counter()
     timing = Timing()
     out = Path(cfg.out)
@@ -487,7 +285,7 @@ def _read_track(out: Path, name: str) -> dict | None:
     if not path.is_file():
         return None
     try:
-        data = _unfix(json.loads(path.read_text(encoding="utf-8")))
+        data = unfix(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):
         log.warning("%s: unreadable, scored again", path)
         return None

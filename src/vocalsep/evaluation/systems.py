@@ -33,7 +33,7 @@ import numpy as np
 
 from ..audio import AUDIO_EXTENSIONS, load, resample
 from ..errors import AudioError, ConfigError
-from .metrics import SOURCES
+from ..stems import STEMS
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 BUILTIN = ("mixture", "oracle")
@@ -118,7 +118,7 @@ class MixtureSystem:
         self.name = spec.name
 
     def estimate(self, track: str, mixture: np.ndarray, references: dict[str, np.ndarray], rate: int) -> dict[str, np.ndarray]:
-        return {s: mixture.copy() for s in SOURCES}
+        return {s: mixture.copy() for s in STEMS}
 
 
 class OracleSystem:
@@ -172,7 +172,7 @@ class EstimatesSystem:
     def estimate(self, track: str, mixture: np.ndarray, references: dict[str, np.ndarray], rate: int) -> dict[str, np.ndarray]:
         out = {}
         channels, n = mixture.shape
-        for s in SOURCES:
+        for s in STEMS:
             path = self.path(track, s)
             if not path.is_file():
                 raise AudioError(path, f"missing estimate ({self.name}, track {track})")

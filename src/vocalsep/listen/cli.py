@@ -12,8 +12,7 @@ import shlex
 import sys
 
 from .._argtypes import count, port
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from .._cli_base import EXIT_FAILED, EXIT_OK
 
 
 def _count0(text: str) -> int:
@@ -134,7 +133,7 @@ def _need(step: str, *modules: str) -> None:
 def cmd_listen_prepare(args) -> int:
     import os
 
-    _need("prepare", "pyloudnorm")
+    _need("prepare", "pyloudnorm", "scipy")
     from .prepare import PrepareConfig, prepare
 
     cfg = PrepareConfig(
@@ -184,6 +183,7 @@ def cmd_listen_serve(args) -> int:
 
 
 def cmd_listen_report(args) -> int:
+    _need("report", "scipy", "matplotlib")
     from .report import make_report
 
     summary = make_report(args.study, args.out, db=args.db, include_incomplete=args.include_incomplete, error_bars=args.error_bars)

@@ -48,9 +48,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..audio import AudioReader, is_audio_file, save, track_name
 from ..errors import AudioError, ConfigError, VocalsepError
+from ..stems import STEMS
 from .study import (
     AUDIO_DIR,
     DB_FILE,
@@ -61,7 +62,6 @@ from .study import (
     FORMAT,
     ID_RE,
     STUDY_FILE,
-    TARGETS,
     VERSION,
     write_study,
 )
@@ -311,7 +311,7 @@ def prepare(cfg: PrepareConfig) -> dict:
             f = {"mixture": mixtures[track], "systems": {}}
             for name, folder in cfg.systems:
                 f["systems"][name] = {}
-                for target in TARGETS:
+                for target in STEMS:
                     p = _stem_file(Path(folder) / track, target)
                     if p is None:
                         raise AudioError(Path(folder) / track, f"system {name!r} has no {target} file for this track")
@@ -373,7 +373,7 @@ def prepare(cfg: PrepareConfig) -> dict:
         ex = {"id": eid, "track": track, "start": start, "duration": cfg.duration, "voiced_share": round(share, 3),
               "reference": job(cutter(f["mixture"], start), f"{eid} ({track}): mixture", eid), "clips": {}}
         for name in systems:
-            ex["clips"][name] = {t: job(cutter(f["systems"][name][t], start), f"{eid} ({track}): {name} {t}", eid) for t in TARGETS}
+            ex["clips"][name] = {t: job(cutter(f["systems"][name][t], start), f"{eid} ({track}): {name} {t}", eid) for t in STEMS}
         excerpts.append(ex)
 
     kinds = list(CONTROL_KINDS) + ([TRUE_VOCALS_CONTROL] if cfg.vocals else [])
@@ -436,7 +436,7 @@ def prepare(cfg: PrepareConfig) -> dict:
         for ex in excerpts:  # the reference is an object with its file; keep keys in a readable order
             ex["reference"] = _ordered(ex["reference"])
             for name in systems:
-                for t in TARGETS:
+                for t in STEMS:
                     ex["clips"][name][t] = _ordered(ex["clips"][name][t])
         for c in controls:
             c["clips"] = [_ordered(cl) for cl in c["clips"]]

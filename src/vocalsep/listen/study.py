@@ -52,13 +52,13 @@ from pathlib import Path
 
 from .._atomic import write_text
 from ..errors import ConfigError
+from ..stems import STEMS
 
 FORMAT = "vocalsep-listening-study"
 VERSION = 1
 STUDY_FILE = "study.json"
 AUDIO_DIR = "audio"
 DB_FILE = "responses.sqlite"
-TARGETS = ("vocals", "accompaniment")
 SLOTS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 AUDIO_TYPES = {
@@ -332,8 +332,8 @@ def parse_study(data, root: Path, file: Path | None = None) -> Study:
         if any(x.id == qid for x in questions):
             raise w.fail(f"{at}.id", f"{qid!r} is used twice")
         target = q.get("target")
-        if target not in TARGETS:
-            raise w.fail(f"{at}.target", f"{target!r} must be one of {', '.join(TARGETS)}")
+        if target not in STEMS:
+            raise w.fail(f"{at}.target", f"{target!r} must be one of {', '.join(STEMS)}")
         questions.append(Question(qid, target, w.text(q.get("label"), f"{at}.label", limit=80),
                                   w.text(q.get("text"), f"{at}.text", limit=1000), w.boolean(q.get("reference"), f"{at}.reference")))
 

@@ -38,9 +38,10 @@ def add_import_parser(sub, common):
 
 
 def cmd_import_spleeter(args) -> int:
-    from ..cli import EXIT_FAILED, EXIT_OK, UsageError
+    from .._cli_base import EXIT_FAILED, EXIT_OK, UsageError
     from ..errors import VocalsepError
-    from .convert import INSTALL_HINT, STEMS, convert, installed_sources
+    from ..stems import STEMS
+    from .convert import INSTALL_HINT, convert, installed_sources
 
     path = args.path
     source = None

@@ -41,10 +41,10 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from ..stems import STEMS  # Spleeter's 2stems instrument_list is in this order (graph order)
 
 log = logging.getLogger(__name__)
 
-STEMS = ("vocals", "accompaniment")  # Spleeter's 2stems instrument_list, in graph order
 LICENSE = "MIT (Copyright (c) 2019-present, Deezer SA)"
 REFERENCE = ("Hennequin, Khlif, Voituret, Moussallam: Spleeter: a fast and efficient music source separation tool "
              "with pre-trained models, JOSS 5(50), 2020")

@@ -10,8 +10,8 @@ from typing import Any
 
 from ..config import get_preset
 from ..errors import ConfigError
+from ..stems import STEMS
 
-TARGETS = ("vocals", "accompaniment")
 TARGET_RULES = ("magnitude", "phase-sensitive")
 LOSSES = ("l1", "sdr")
 
@@ -101,8 +101,8 @@ class TrainConfig:
         object.__setattr__(self, "valid_groups", tuple(self.valid_groups))
         if self.channels is not None:
             object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
-        if self.target not in TARGETS:
-            raise ConfigError(f"target must be one of {TARGETS}")
+        if self.target not in STEMS:
+            raise ConfigError(f"target must be one of {STEMS}")
         preset = get_preset(self.preset)
         if self.recipe is None and (preset.channel_mode != "batch" or preset.framing != "center"):
             raise ConfigError(f"preset {self.preset!r} trains from a recipe of sources (--recipe); "

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__
+from .._version import __version__
 from .._atomic import missing_dirs, publish, remove_empty, temp_beside
 from ..checkpoint import save_checkpoint
 from ..config import Preset, get_preset

@@ -32,10 +32,9 @@ from ..config import Preset
 from ..data.datasets import Track
 from ..data.recipe import POOLS, Recipe, SourceTracks, open_source
 from ..spectral import STFT, SpleeterSTFT
+from ..stems import STEMS
 
 log = logging.getLogger(__name__)
-
-PARTS = ("vocals", "accompaniment")
 
 
 @dataclass
@@ -58,7 +57,7 @@ class MixTrack:
 
     def mixture(self, channels: int | None = None) -> np.ndarray:
         out = None
-        for p in PARTS:
+        for p in STEMS:
             if p in self.parts:
                 x = self.get(p, channels)
                 out = x if out is None else _channels(out, x.shape[0]) + _channels(x, out.shape[0])
@@ -81,7 +80,7 @@ def load_mix_track(track: Track, source: str, rate: int, cache_dir: Path) -> Mix
     if not done.is_file():
         data = track.load(rate)
         folder.mkdir(parents=True, exist_ok=True)
-        for part in PARTS:
+        for part in STEMS:
             if part in data:
                 x = np.clip(data[part], -65000, 65000).astype(np.float16)
                 target = folder / f"{part}.npy"
@@ -94,7 +93,7 @@ def load_mix_track(track: Track, source: str, rate: int, cache_dir: Path) -> Mix
                     tmp.unlink(missing_ok=True)
                     raise
         done.write_text(track.name)
-    parts = {p: np.load(folder / f"{p}.npy", mmap_mode="r") for p in PARTS if (folder / f"{p}.npy").is_file()}
+    parts = {p: np.load(folder / f"{p}.npy", mmap_mode="r") for p in STEMS if (folder / f"{p}.npy").is_file()}
     return MixTrack(track.name, track.group, source, parts)
 
 
@@ -155,7 +154,7 @@ class MixSampler:
             names, weights, members = [], [], {}
             for name, ts in tracks.items():
                 w = getattr(specs[name], pool)
-                ok = [t for t in ts if need in t.parts and (pool != "true" or set(PARTS) <= set(t.parts)) and t.samples > 0]
+                ok = [t for t in ts if need in t.parts and (pool != "true" or set(STEMS) <= set(t.parts)) and t.samples > 0]
                 if w > 0 and ok:
                     lengths = np.array([t.samples for t in ok], np.float64)
                     names.append(name)
@@ -165,7 +164,7 @@ class MixSampler:
                 self.pools[pool] = (names, np.array(weights) / sum(weights), members)
         if recipe.true_share > 0 and "true" not in self.pools:
             raise ValueError("the recipe's 'true' sources hold no training track with both stems")
-        if recipe.true_share < 1 and not {"vocals", "accompaniment"} <= set(self.pools):
+        if recipe.true_share < 1 and not set(STEMS) <= set(self.pools):
             raise ValueError("the recipe's remix pools hold no training tracks")
         self.total_samples = int(sum(t.samples for ts in tracks.values() for t in ts))
 
@@ -205,7 +204,7 @@ class MixSampler:
         r = self.recipe
         if rng.random() < r.true_share:
             t = self._draw(rng, "true")
-            (voc, acc), valid = self._crop(rng, t, PARTS)
+            (voc, acc), valid = self._crop(rng, t, STEMS)
             if voc.shape[0] != acc.shape[0]:
                 voc, acc = _channels(voc, 2), _channels(acc, 2)
             if voc.shape[0] == 1:  # a mono track: voice and accompaniment panned alike
@@ -260,7 +259,7 @@ class MixSampler:
     def valid_patches(self, tracks: list[MixTrack], count: int = 16) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Fixed patches of the validation tracks (no augmentation), for the validation loss."""
         rng = np.random.default_rng([self.seed, 7777])
-        stems = [t for t in tracks if set(PARTS) <= set(t.parts)]
+        stems = [t for t in tracks if set(STEMS) <= set(t.parts)]
         if not stems:
             return []
         out = []
@@ -268,7 +267,7 @@ class MixSampler:
             voices, accs, valids = [], [], []
             for _ in range(4):
                 t = stems[int(rng.integers(len(stems)))]
-                (v, a), n = self._crop(rng, t, PARTS)
+                (v, a), n = self._crop(rng, t, STEMS)
                 voices.append(_channels(v, self.channels))
                 accs.append(_channels(a, self.channels))
                 valids.append(n)

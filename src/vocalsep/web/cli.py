@@ -11,8 +11,7 @@ import math
 import sys
 
 from .._argtypes import count, port
-
-EXIT_OK = 0
+from .._cli_base import EXIT_OK
 
 
 def _megabytes(text: str) -> float:

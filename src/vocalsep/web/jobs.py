@@ -24,7 +24,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..errors import ConfigError, ModelError, VocalsepError
-from .media import STEMS, job_error, write_peaks
+from ..stems import STEMS
+from .media import job_error, write_peaks
 from .store import JobStore, Recovery
 
 log = logging.getLogger(__name__)

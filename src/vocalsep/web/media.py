@@ -17,8 +17,8 @@ import numpy as np
 from .._atomic import publish, temp_beside, write_text
 from ..audio import AUDIO_EXTENSIONS, AudioReader, AudioWriter, track_name
 from ..errors import AudioError, VocalsepError
+from ..stems import STEMS
 
-STEMS = ("vocals", "accompaniment")
 FORMATS = ("wav", "flac", "mp3")
 MIME = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "zip": "application/zip"}
 PEAK_BUCKETS = 1200

@@ -41,12 +41,12 @@ from urllib.parse import urlsplit
 
 from .._webapp import LOOPBACK, ApiError, security_headers, url_host
 from ..errors import ConfigError, OutputError
+from ..stems import STEMS
 from .jobs import JobPool
 from .media import (
     ACCEPT,
     FORMATS,
     MIME,
-    STEMS,
     UploadError,
     clean_name,
     download_name,
