@@ -91,7 +91,7 @@ def test_wrong_rank_is_an_error():
 
 @pytest.mark.parametrize("k,s,p,op", [(5, 2, 0, 0), (5, 2, 2, 1), (4, 2, 1, 0), (3, 3, 1, 2), (2, 2, 0, 0)])
 def test_subpixel_transposed_convolution_equals_conv_transpose(k, s, p, op):
-    from vocalsep.model import SubPixelConvTranspose2d
+    from vocalsep.inference import SubPixelConvTranspose2d
 
     torch.manual_seed(k * 10 + s)
     deconv = torch.nn.ConvTranspose2d(3, 4, k, s, p, output_padding=op)
@@ -106,7 +106,7 @@ def test_subpixel_transposed_convolution_equals_conv_transpose(k, s, p, op):
 
 @pytest.mark.parametrize("k,s,p,op", [(5, 2, 0, 0), (5, 2, 2, 1), (5, 2, 1, 1), (4, 2, 1, 0), (3, 3, 1, 2), (2, 2, 0, 0), (1, 2, 0, 1)])
 def test_polyphase_transposed_convolution_equals_conv_transpose(k, s, p, op):
-    from vocalsep.model import PolyphaseConvTranspose2d
+    from vocalsep.inference import PolyphaseConvTranspose2d
 
     torch.manual_seed(k * 10 + s + p)
     deconv = torch.nn.ConvTranspose2d(3, 4, k, s, p, output_padding=op)
@@ -121,7 +121,7 @@ def test_polyphase_transposed_convolution_equals_conv_transpose(k, s, p, op):
 
 
 def test_subpixel_refuses_what_it_cannot_compute():
-    from vocalsep.model import SubPixelConvTranspose2d
+    from vocalsep.inference import SubPixelConvTranspose2d
 
     for deconv in (torch.nn.ConvTranspose2d(2, 2, 3, (2, 1)), torch.nn.ConvTranspose2d(2, 2, 3, 2, dilation=2),
                    torch.nn.ConvTranspose2d(2, 4, 3, 2, groups=2)):
@@ -132,7 +132,7 @@ def test_subpixel_refuses_what_it_cannot_compute():
 @pytest.mark.parametrize("preset", ["jansson2017", "spleeter"])
 def test_inference_copy_matches_the_model(preset):
     from vocalsep.config import get_preset
-    from vocalsep.model import InferenceUNet, PolyphaseConvTranspose2d, SubPixelConvTranspose2d
+    from vocalsep.inference import InferenceUNet, PolyphaseConvTranspose2d, SubPixelConvTranspose2d
 
     torch.manual_seed(0)
     model = UNet(get_preset(preset).unet).eval()

@@ -45,7 +45,8 @@ from ._threads import SerialWorker, prefetch
 from .chunking import overlap_add, overlap_sum
 from .config import COMBINE_RULES, FULLBAND_RULES, HIGH_BAND_RULES, PRECISIONS, Preset
 from .errors import AudioError, ConfigError, ModelError, OutputError
-from .model import DTYPES, InferenceUNet, UNet
+from .inference import DTYPES, InferenceUNet
+from .model import UNet
 from .spectral import STFT, SpleeterSTFT, apply_mask, interpolate_mask, lerp_axis
 from .stems import STEMS
 
