@@ -132,7 +132,7 @@ def test_l1_loss(mir, tmp_path):
     a resumed run checks the loss it trained with."""
     import torch
 
-    from vocalsep.training.loop import masked_l1
+    from vocalsep.training.losses import masked_l1
 
     X = torch.rand(2, 1, 4, 3) + 0.5
     Y, m, w = torch.rand(2, 1, 4, 3), torch.rand(2, 1, 4, 3), torch.ones(2, 1, 1, 3)
@@ -157,7 +157,7 @@ def test_sdr_loss_option(mir, tmp_path):
 
     import torch
 
-    from vocalsep.training.loop import masked_sdr, training_loss
+    from vocalsep.training.losses import masked_sdr, training_loss
 
     g = torch.Generator().manual_seed(0)
     X = torch.rand(2, 1, 4, 3, generator=g) + 0.5
@@ -301,7 +301,7 @@ def test_init_starts_from_a_model_file(mir, tmp_path):
     schedule; a different network is refused with one clear line; --resume ignores it."""
     import torch
 
-    from vocalsep.training.loop import _load_initial_weights
+    from vocalsep.training.warmstart import load_initial_weights
 
     common = ["--data", mir, "--steps-per-epoch", "2", "--valid-groups", "cat", *TINY]
     r = train_cli(*common, "--steps", "2", "--out", tmp_path / "first")
@@ -311,7 +311,7 @@ def test_init_starts_from_a_model_file(mir, tmp_path):
     from vocalsep.model import UNet
 
     model = UNet(make_preset(cfg).unet)
-    _load_initial_weights(model, str(first), make_preset(cfg))
+    load_initial_weights(model, str(first), make_preset(cfg))
     for k, v in load_checkpoint(first).model.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
     # one step at a tiny rate moves the trained weights only a little (the BatchNorm statistics move more)

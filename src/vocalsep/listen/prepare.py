@@ -24,7 +24,7 @@ vocals-removal           the true vocal stem (only with ``vocals``) 5-7
 =======================  ========================================  ==========
 
 "Degraded": low-passed at 3.5 kHz (4th-order Butterworth), hard-clipped at 30 %
-of its peak, plus white noise ``DEGRADE_NOISE_DB`` below its RMS (from the true vocal stem when
+of its peak, plus white noise ``excerpts.DEGRADE_NOISE_DB`` below its RMS (from the true vocal stem when
 given, else from the first system's stem).  The acceptable ranges are defaults
 for the researcher (the "expert") to review in ``study.json``.
 
@@ -67,7 +67,6 @@ from .study import (
 )
 
 from .excerpts import (
-    DEGRADE_NOISE_DB,
     FRAME_SECONDS,
     VOICED_DBFS,
     choose_excerpts,

@@ -63,7 +63,7 @@ class TrainConfig:
     # with the mixture, |Y| cos(angle(Y) - angle(X)) truncated to [0, |X|] (Erdogan et al., ICASSP 2015)
     target_rule: str = "magnitude"
     # the training loss: "l1" the paper's L1,1 of (mask x X - Y) / max(X); "sdr" minus each patch's
-    # signal-to-distortion ratio in dB (training.loop.masked_sdr, scale-free), every patch weighted alike;
+    # signal-to-distortion ratio in dB (training.losses.masked_sdr, scale-free), every patch weighted alike;
     # validation loss stays L1
     loss: str = "l1"
     precision: str = "fp32"  # fp32 | bf16 (autocast: bfloat16 convolutions, float32 weights and optimiser)

@@ -4,10 +4,10 @@
   mixture maximum (the same rule the model applies to its input), averaged
   over the valid (non-padding) bins and frames; Adam with a linear warm-up
   and a cosine learning-rate schedule.  ``--loss sdr`` trains on each patch's
-  signal-to-distortion ratio in dB (:func:`masked_sdr`), which weighs every
+  signal-to-distortion ratio in dB (:func:`~vocalsep.training.losses.masked_sdr`), which weighs every
   patch alike, as the per-clip NSDR does (validation loss stays L1).
 - Validation (rank 0): loss on fixed validation patches and NSDR of the
-  target on the validation tracks through the real :class:`Separator`.
+  target on the validation tracks through the real separator (:mod:`~vocalsep.training.validation`).
 - ``OUT/best.safetensors`` (best validation NSDR) and ``OUT/last.safetensors``
   are written atomically with the training facts in their metadata;
   ``OUT/state.pt`` holds what ``--resume`` needs (weights, optimiser, step,
@@ -26,7 +26,6 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import logging
@@ -38,7 +37,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from .._version import __version__
@@ -47,12 +45,13 @@ from ..checkpoint import save_checkpoint
 from ..config import Preset, get_preset
 from ..data.datasets import open_dataset, split_tracks
 from ..errors import ConfigError
-from ..evaluation.metrics import nsdr_scores
 from ..model import UNet
-from ..separator import SeparationOptions, Separator
 from .config import TrainConfig, removed_settings
-from .features import CachedTrack, PatchSampler, load_cached
-from .mix import MixSampler, MixTrack, load_recipe
+from .features import PatchSampler, load_cached
+from .losses import lr_at, training_loss
+from .mix import MixSampler, load_recipe
+from .validation import valid_patches, validate, validate_mix
+from .warmstart import init_facts, load_initial_weights, resolve_init
 
 log = logging.getLogger(__name__)
 
@@ -70,54 +69,6 @@ def make_preset(cfg: TrainConfig) -> Preset:
     if cfg.dropout is not None:
         unet = replace(unet, dropout=cfg.dropout)
     return replace(preset, unet=unet)
-
-
-def masked_l1(mask: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Mean |mask * X - Y| over valid frames, with X and Y divided by each item's max of X
-    (the paper's L1,1 loss)."""
-    scale = X.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
-    err = (mask * X - Y).abs() / scale * w
-    denom = (w.sum() * X.shape[1] * X.shape[2]).clamp_min(1.0)
-    return err.sum() / denom
-
-
-SDR_FLOOR_DB = 30.0  # masked_sdr: the distortion floor, this far below the patch's mixture energy
-
-
-def masked_sdr(mask: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, w: torch.Tensor,
-               floor_db: float = SDR_FLOOR_DB) -> torch.Tensor:
-    """Minus the signal-to-distortion ratio (dB) of ``mask * X`` against ``Y`` per item, over the
-    valid frames, averaged over the batch (``--loss sdr``).
-
-    Per item ``-10 log10((sum Y^2 + f) / (sum (mask X - Y)^2 + f))`` with the floor
-    ``f = 10 ** (-floor_db / 10) * sum X^2``: the gradient is that of the squared error, divided by
-    the item's own error energy, so every patch counts alike whatever its loudness or its share of
-    the target, as every clip does in a mean NSDR (the L1 loss weighs a patch by its target's
-    magnitude, and a quiet voice hardly at all).  The floor keeps a patch without the target (the
-    voice silent) from pulling without bound: it stops rewarding errors more than ``floor_db``
-    below the mixture.  Scale-free, so the max normalisation of :func:`masked_l1` is not needed.
-    """
-    err = ((mask * X - Y) * w).pow(2).sum(dim=(1, 2, 3))
-    sig = (Y * w).pow(2).sum(dim=(1, 2, 3))
-    floor = (X * w).pow(2).sum(dim=(1, 2, 3)) * 10 ** (-floor_db / 10) + 1e-12
-    return (10 * torch.log10((err + floor) / (sig + floor))).mean()
-
-
-def training_loss(kind: str, mask: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """The training loss ``kind`` (``TrainConfig.loss``) of ``mask`` for mixture ``X`` and target ``Y``."""
-    if kind == "sdr":
-        return masked_sdr(mask, X, Y, w)
-    return masked_l1(mask, X, Y, w)
-
-
-def lr_at(cfg: TrainConfig, step: int, total: int | None) -> float:
-    """The learning rate of ``step``: a linear warm-up over ``warmup_steps``, then a cosine from ``lr``
-    down to ``lr_min`` at step ``total`` (constant ``lr`` when the run has no step count)."""
-    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
-    if not total:
-        return cfg.lr * warm
-    p = min(1.0, step / max(1, total))
-    return (cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * p))) * warm
 
 
 class _Dist:
@@ -210,136 +161,6 @@ def _save_state(path: Path, state: dict[str, Any]) -> None:
         raise
 
 
-def _valid_patches(tracks: list[CachedTrack], preset: Preset, target: str, seed: int, count: int = 16, target_rule: str = "magnitude"):
-    """Fixed validation patches (no augmentation), drawn once; their target follows the run's ``target_rule``."""
-    from .config import Augment
-
-    sampler = PatchSampler(tracks, preset, target, Augment(remix=0.0), seed=seed + 7777, target_rule=target_rule)
-    return [sampler.batch(i, 4) for i in range(max(1, count // 4))]
-
-
-def resolve_init(spec: str, target: str) -> str:
-    """The model file that ``--init`` names for ``target``: a file as it is; a folder or a registered
-    name (``spleeter:2stems``) gives its checkpoint of ``target``."""
-    from ..checkpoint import read_metadata
-    from ..errors import ModelError
-    from ..models import resolve_model
-
-    if Path(spec).is_file():
-        return spec
-    try:
-        _, files = resolve_model(spec)
-    except ModelError as exc:
-        raise ConfigError(f"--init {spec}: {exc}") from None
-    for f in files:
-        if read_metadata(f).get("vocalsep.target") == target:
-            return str(f)
-    raise ConfigError(f"--init {spec}: it holds no model of the target {target!r}")
-
-
-def _load_initial_weights(model: UNet, path: str, preset: Preset) -> None:
-    """Copy the weights of the model file ``path`` (``TrainConfig.init``) into ``model``; the
-    file's network must be the one being trained."""
-    from ..checkpoint import load_checkpoint
-    from ..errors import ModelError
-
-    try:
-        ckpt = load_checkpoint(path)
-    except (OSError, ModelError) as exc:
-        raise ConfigError(f"--init {path}: {exc}") from None
-    if replace(ckpt.preset.unet, dropout=preset.unet.dropout) != preset.unet:
-        raise ConfigError(f"--init {path}: its network ({ckpt.preset.unet}) is not the one being trained ({preset.unet})")
-    current = model.state_dict()
-    model.load_state_dict({k: v.to(current[k].dtype) for k, v in ckpt.model.state_dict().items()}, strict=True)
-    log.info("starting from the weights of %s (target %s)", path, ckpt.target)
-
-
-def init_facts(path: str) -> dict[str, Any]:
-    """What a fine-tuned model records of the model file it started from (``TrainConfig.init``):
-    its path and SHA-256, and its own training facts (steps, seconds, configuration), so that the
-    whole lineage, and the whole training time, stay readable after the file itself is replaced."""
-    import hashlib
-
-    from ..checkpoint import read_metadata
-
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    training = json.loads(read_metadata(path).get("vocalsep.training", "{}"))
-    keep = ("step", "train_seconds", "config", "valid", "init")
-    return {"path": str(path), "sha256": digest, **{k: training[k] for k in keep if k in training}}
-
-
-@torch.no_grad()
-def validate(model: UNet, preset: Preset, target: str, tracks: list[CachedTrack], patches, seconds: float | None) -> dict[str, float]:
-    """Validation loss on fixed patches, and mean NSDR/SDR of ``target`` on whole tracks through the real separator
-    (on the model's device)."""
-    model.eval()
-    dev = next(model.parameters()).device
-    losses = []
-    for X, Y, w in patches:
-        X, Y, w = X.to(dev), Y.to(dev), w.to(dev)
-        losses.append(masked_l1(model(X), X, Y, w).item())
-    sep = Separator({target: model}, preset, SeparationOptions(), device=dev)
-    nsdrs, sdrs = [], []
-    for t in tracks:
-        if t.vocals is None:
-            continue
-        n = t.samples if seconds is None else min(t.samples, int(seconds * preset.sample_rate))
-        mix, voc, acc = t.mixture[:n], t.vocals[:n], t.accompaniment[:n]
-        if not np.any(voc) or not np.any(acc):
-            continue  # only tracks with a voice (and an accompaniment) count
-        est = sep.separate(mix, preset.sample_rate)
-        scores = nsdr_scores(mix, {"vocals": voc, "accompaniment": acc}, {k: v.numpy() for k, v in est.items()})
-        nsdrs.append(scores[target]["nsdr"])
-        sdrs.append(scores[target]["sdr"])
-    model.train()
-    return {
-        "valid_loss": float(np.mean(losses)) if losses else float("nan"),
-        "valid_nsdr": float(np.mean(nsdrs)) if nsdrs else float("nan"),
-        "valid_sdr": float(np.mean(sdrs)) if sdrs else float("nan"),
-    }
-
-
-def plain_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
-    """``10 log10(sum reference^2 / sum (reference - estimate)^2)`` over all channels and samples, in dB
-    (the global SDR of the MDX challenges: no projection, no windows)."""
-    ref = reference.astype(np.float64)
-    err = ref - estimate.astype(np.float64)
-    return float(10 * np.log10((np.sum(ref**2) + 1e-10) / (np.sum(err**2) + 1e-10)))
-
-
-@torch.no_grad()
-def validate_mix(model: UNet, preset: Preset, target: str, tracks: list[MixTrack], patches, seconds: float | None) -> dict[str, Any]:
-    """Validation loss on fixed patches, and the target's global SDR on whole validation tracks through the real
-    separator: ``valid_sdr`` the mean over tracks, ``valid_nsdr`` the mean improvement over the mixture itself,
-    ``valid_by_source`` the mean SDR per recipe source."""
-    model.eval()
-    dev = next(model.parameters()).device
-    losses = [masked_l1(model(X.to(dev)), X.to(dev), Y.to(dev), w.to(dev)).item() for X, Y, w in patches]
-    # a copy: the separator may convert its networks (memory format, precision) inside inference mode
-    sep = Separator({target: copy.deepcopy(model)}, preset, SeparationOptions(), device=dev)
-    sdrs, gains, by_source = [], [], {}
-    for t in tracks:
-        if target not in t.parts or len(t.parts) < 2:
-            continue
-        n = t.samples if seconds is None else min(t.samples, int(seconds * preset.sample_rate))
-        mix, ref = t.mixture()[:, :n], None
-        ref = t.get(target, mix.shape[0])[:, :n]
-        if not np.any(ref) or not np.any(mix - ref):
-            continue
-        est = sep.separate(mix, preset.sample_rate)[target].numpy()
-        sdr = plain_sdr(ref, est)
-        sdrs.append(sdr)
-        gains.append(sdr - plain_sdr(ref, mix))
-        by_source.setdefault(t.source, []).append(sdr)
-    model.train()
-    return {
-        "valid_loss": float(np.mean(losses)) if losses else float("nan"),
-        "valid_nsdr": float(np.mean(gains)) if gains else float("nan"),
-        "valid_sdr": float(np.mean(sdrs)) if sdrs else float("nan"),
-        "valid_by_source": json.dumps({k: round(float(np.mean(v)), 4) for k, v in sorted(by_source.items())}),
-    }
-
-
 def _open_data(cfg: TrainConfig, preset: Preset, cache_dir: Path, dist: "_Dist"):
     """(sampler, validation tracks, validation patches, validate function, split facts) for ``cfg``'s data."""
     if cfg.recipe:
@@ -388,7 +209,7 @@ def _open_data(cfg: TrainConfig, preset: Preset, cache_dir: Path, dist: "_Dist")
         "train_hours": sum(t.samples for t in train) / preset.sample_rate / 3600,
     }
     sampler = PatchSampler(train, preset, cfg.target, cfg.augment, seed=cfg.seed, rank=dist.rank, target_rule=cfg.target_rule)
-    patches = _valid_patches(valid, preset, cfg.target, cfg.seed, target_rule=cfg.target_rule) if dist.rank == 0 and valid else []
+    patches = valid_patches(valid, preset, cfg.target, cfg.seed, target_rule=cfg.target_rule) if dist.rank == 0 and valid else []
     return sampler, valid, patches, validate, split
 
 
@@ -429,7 +250,7 @@ def fit(config: TrainConfig) -> dict[str, Any]:
     model = UNet(preset.unet).to(dev)
     init_path = resolve_init(cfg.init, cfg.target) if cfg.init else None
     if init_path and not (cfg.resume and state_path.exists()):
-        _load_initial_weights(model, init_path, preset)
+        load_initial_weights(model, init_path, preset)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, best, train_seconds = 0, -math.inf, 0.0
     initial = init_facts(init_path) if init_path and dist.rank == 0 and not (cfg.resume and state_path.exists()) else None
