@@ -1,0 +1,66 @@
+"""What a separation does: :class:`SeparationOptions`, left unset to take the model's preset's values."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+from ..config import COMBINE_RULES, FULLBAND_RULES, HIGH_BAND_RULES, PRECISIONS
+from ..errors import ConfigError
+
+
+PAD_RULES = ("wrap",)
+
+
+@dataclass(frozen=True)
+class SeparationOptions:
+    """How stems are formed; see the module docstring for each rule.
+
+    ``fullband``, ``high_band``, ``combine`` and ``segment_frames`` left at
+    ``None`` take the preset's value (jansson2017: ``interpolate``, ``edge``,
+    ``average``, 320 frames = 30 s).
+    """
+
+    fullband: str | None = None  # None: the preset's (interpolate for jansson2017)
+    fullband_n_fft: int = 2048
+    fullband_hop: int = 1024
+    high_band: str | None = None  # None: the preset's (edge for jansson2017)
+    edge_hz: float = 1000.0
+    complement: bool = False
+    combine: str | None = None  # None: the preset's rule
+    segment_frames: int | None = None  # model frames per segment; None: the preset's (320 x 768 / 8192 Hz = 30 s)
+    overlap: float = 1.0  # seconds of crossfade between segments
+    precision: str | None = None  # "fp32", "bf16" (InferenceUNet), "auto" (bf16 where the device has it); None: the preset's
+    # how a segment's frames are padded before a network that takes the segment whole (not split_patches): to a
+    # multiple of the U-Net's stride ** depth and at least one training patch; "wrap" (the one rule) repeats the
+    # segment from its start (wrap_frames), and the padding's masks are dropped
+    pad: str = "wrap"
+    # framings per segment: the segment is separated ``shifts`` times, delayed by 0, 1/shifts, ...
+    # of the model's hop, and the stems averaged (shift_average); 1: one framing
+    shifts: int = 1
+    # None: the masks of combine; N >= 0: a multichannel Wiener filter (norbert) of the two networks'
+    # output spectrograms with N EM iterations instead (needs both models and the bandlimited rule)
+    wiener: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.fullband is not None and self.fullband not in FULLBAND_RULES:
+            raise ConfigError(f"fullband must be one of {FULLBAND_RULES}, not {self.fullband!r}")
+        if self.high_band is not None and self.high_band not in HIGH_BAND_RULES:
+            raise ConfigError(f"high_band must be one of {HIGH_BAND_RULES}, not {self.high_band!r}")
+        if self.fullband_hop <= 0 or self.fullband_hop > self.fullband_n_fft:
+            raise ConfigError("fullband_hop must be in (0, fullband_n_fft]")
+        if self.combine is not None and self.combine not in COMBINE_RULES:
+            raise ConfigError(f"combine must be one of {COMBINE_RULES}, not {self.combine!r}")
+        if self.segment_frames is not None and self.segment_frames < 8:
+            raise ConfigError("segment_frames must be at least 8")
+        if self.overlap < 0 or not math.isfinite(self.overlap):
+            raise ConfigError("overlap must be a non-negative number of seconds")
+        if self.pad not in PAD_RULES:
+            raise ConfigError(f"pad must be one of {PAD_RULES}, not {self.pad!r}")
+        if not isinstance(self.shifts, int) or isinstance(self.shifts, bool) or not 1 <= self.shifts <= 16:
+            raise ConfigError(f"shifts must be a whole number from 1 to 16, not {self.shifts!r}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+        if self.wiener is not None and (not isinstance(self.wiener, int) or isinstance(self.wiener, bool) or not 0 <= self.wiener <= 10):
+            raise ConfigError(f"wiener must be a whole number of EM iterations from 0 to 10, not {self.wiener!r}")
