@@ -2,9 +2,6 @@
 through the real CLI with an exact resume."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,6 +13,8 @@ from vocalsep.data.recipe import Recipe, open_source
 from vocalsep.errors import ConfigError
 from vocalsep.training.mix import MixSampler, load_recipe
 from vocalsep.model import UNet
+
+from train_support import train_cli
 
 RATE = 44100
 
@@ -142,10 +141,6 @@ def test_spleeter_networks_keep_their_batchnorm_statistics():
     assert all(m.training for m in paper.modules() if isinstance(m, torch.nn.BatchNorm2d))
 
 
-def train_cli(*args, env=None):
-    e = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "vocalsep", "train", *map(str, args)], capture_output=True, text=True, env=e, timeout=600)
-
 
 def test_train_stereo_from_a_recipe_and_resume(data, tmp_path):
     common = ["--data", data, "--recipe", data / "recipe.json", "--preset", "jansson2017-44k", "--channels", "4,8,16",
@@ -157,7 +152,7 @@ def test_train_stereo_from_a_recipe_and_resume(data, tmp_path):
     assert split["dataset"] == "recipe" and split["valid_tracks"] == ["st/c"]
     rows = (tmp_path / "straight" / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 3 and "st" in rows[-1]  # the validation SDR of each source
-    r = train_cli(*common, "--out", tmp_path / "killed", env={"VOCALSEP_TEST_KILL_AT_STEP": "3"})
+    r = train_cli(*common, "--out", tmp_path / "killed", kill_at=3)
     assert r.returncode == 137
     r = train_cli(*common, "--out", tmp_path / "killed", "--resume")
     assert r.returncode == 0, r.stderr

@@ -15,6 +15,8 @@ from vocalsep.training import Augment, TrainConfig, fit
 from vocalsep.training.features import PatchSampler, load_cached
 from vocalsep.training.loop import make_preset
 
+from train_support import train_cli
+
 from test_data import make_mir1k
 
 TINY = ["--channels", "4,8,16", "--batch-size", "2", "--valid-seconds", "6", "--threads", "1"]
@@ -25,10 +27,6 @@ def mir(tmp_path_factory):
     # songs of 2 x 7 s, longer than one 12 s patch
     return make_mir1k(tmp_path_factory.mktemp("data") / "mir", singers=("ann", "bob", "cat"), songs=2, clips=2, seconds=7.0)
 
-
-def train_cli(*args, env=None):
-    e = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "vocalsep", "train", *map(str, args)], capture_output=True, text=True, env=e, timeout=600)
 
 
 def test_train_cli_few_steps(mir, tmp_path):
@@ -53,7 +51,7 @@ def test_resume_after_a_kill_gives_the_same_weights(mir, tmp_path):
     common = ["--data", mir, "--steps", "6", "--steps-per-epoch", "2", "--valid-groups", "cat", "--target", "accompaniment", "--no-skip", *TINY]
     r = train_cli(*common, "--out", tmp_path / "straight")
     assert r.returncode == 0, r.stderr
-    r = train_cli(*common, "--out", tmp_path / "killed", env={"VOCALSEP_TEST_KILL_AT_STEP": "5"})
+    r = train_cli(*common, "--out", tmp_path / "killed", kill_at=5)
     assert r.returncode == 137
     assert not (tmp_path / "killed" / "summary.json").exists()  # it died before the end
     r = train_cli(*common, "--out", tmp_path / "killed", "--resume")
@@ -230,7 +228,7 @@ def test_cuda_training_resumes_exactly_and_matches_cpu_closely(mir, tmp_path):
     common = ["--data", mir, "--steps", "6", "--steps-per-epoch", "2", "--valid-groups", "cat", "--dropout", "0", *TINY]
     r = train_cli(*common, "--out", tmp_path / "straight", "--device", "cuda")
     assert r.returncode == 0, r.stderr
-    r = train_cli(*common, "--out", tmp_path / "killed", "--device", "cuda", env={"VOCALSEP_TEST_KILL_AT_STEP": "5"})
+    r = train_cli(*common, "--out", tmp_path / "killed", "--device", "cuda", kill_at=5)
     assert r.returncode == 137
     r = train_cli(*common, "--out", tmp_path / "killed", "--device", "cuda", "--resume")
     assert r.returncode == 0, r.stderr

@@ -33,6 +33,7 @@ import math
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,6 @@ from .validation import valid_patches, validate, validate_mix
 from .warmstart import init_facts, load_initial_weights, resolve_init
 
 log = logging.getLogger(__name__)
-
-_KILL_AT = int(os.environ["VOCALSEP_TEST_KILL_AT_STEP"]) if os.environ.get("VOCALSEP_TEST_KILL_AT_STEP") else None
 
 METRIC_FIELDS = ["step", "epoch", "train_loss", "valid_loss", "valid_nsdr", "valid_sdr", "lr", "patches_per_s", "train_seconds", "wall",
                  "valid_by_source"]
@@ -213,48 +212,65 @@ def _open_data(cfg: TrainConfig, preset: Preset, cache_dir: Path, dist: "_Dist")
     return sampler, valid, patches, validate, split
 
 
-def fit(config: TrainConfig) -> dict[str, Any]:
-    """Train one model; returns a summary (also written to ``OUT/summary.json``)."""
-    cfg = config
-    dist = _Dist()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    state_path = out / "state.pt"
-    if state_path.exists() and not cfg.resume:  # every rank refuses, so none waits for the others
-        raise ConfigError(f"{out} already holds a training run; use --resume to continue it or choose another --out")
-    dev = _train_device(cfg)
-    preset = make_preset(cfg)
-    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out.parent / ".vocalsep-cache"
-    made = missing_dirs([out.absolute(), cache_dir.absolute()], Path(out.absolute().anchor))
-    out.mkdir(parents=True, exist_ok=True)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+class _Run:
+    """One training run, in the stages :func:`fit` goes through: set-up (data, model, optimiser),
+    resume, the training step, and validate-and-save."""
 
-    t0 = time.perf_counter()
-    try:
-        sampler, valid, patches, validate_fn, split = _open_data(cfg, preset, cache_dir, dist)
-    except BaseException:  # data that cannot be used leaves no empty --out or cache folder behind
-        remove_empty(made)
-        raise
-    data_seconds = time.perf_counter() - t0
-    steps_per_epoch = cfg.steps_per_epoch or max(1, math.ceil(sampler.total_samples / sampler.patch_samples / cfg.batch_size / dist.world))
-    total_steps = cfg.steps if cfg.steps is not None else (math.ceil(cfg.epochs * steps_per_epoch) if cfg.epochs else None)
-    valid_every = cfg.valid_every or steps_per_epoch
+    def __init__(self, cfg: TrainConfig, dist: _Dist):
+        self.cfg, self.dist = cfg, dist
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.out = out = Path(cfg.out)
+        self.state_path = out / "state.pt"
+        if self.state_path.exists() and not cfg.resume:  # every rank refuses, so none waits for the others
+            raise ConfigError(f"{out} already holds a training run; use --resume to continue it or choose another --out")
+        self.dev = _train_device(cfg)
+        self.preset = make_preset(cfg)
+        cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out.parent / ".vocalsep-cache"
+        made = missing_dirs([out.absolute(), cache_dir.absolute()], Path(out.absolute().anchor))
+        out.mkdir(parents=True, exist_ok=True)
+        cache_dir.mkdir(parents=True, exist_ok=True)
 
-    def finished(step: int, train_seconds: float) -> bool:
+        self.t0 = time.perf_counter()
+        try:
+            self.sampler, self.valid, self.patches, self.validate_fn, self.split = _open_data(cfg, self.preset, cache_dir, dist)
+        except BaseException:  # data that cannot be used leaves no empty --out or cache folder behind
+            remove_empty(made)
+            raise
+        self.data_seconds = time.perf_counter() - self.t0
+        sampler = self.sampler
+        self.steps_per_epoch = cfg.steps_per_epoch or max(1, math.ceil(sampler.total_samples / sampler.patch_samples / cfg.batch_size / dist.world))
+        self.total_steps = cfg.steps if cfg.steps is not None else (math.ceil(cfg.epochs * self.steps_per_epoch) if cfg.epochs else None)
+        self.valid_every = cfg.valid_every or self.steps_per_epoch
+
+        torch.manual_seed(cfg.seed)
+        self.model = UNet(self.preset.unet).to(self.dev)
+        self.init_path = resolve_init(cfg.init, cfg.target) if cfg.init else None
+        self.resuming = bool(cfg.resume and self.state_path.exists())
+        if self.init_path and not self.resuming:
+            load_initial_weights(self.model, self.init_path, self.preset)
+        self.optimiser = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.step, self.best, self.train_seconds = 0, -math.inf, 0.0
+        self.initial = init_facts(self.init_path) if self.init_path and dist.rank == 0 and not self.resuming else None
+        self.net = self.model
+        self.metrics_path = out / "metrics.csv"
+        self.timing = {"data": 0.0, "forward": 0.0, "backward": 0.0}
+        self.last_row: dict[str, Any] = {}
+
+    def finished(self) -> bool:
         """Whether this run (or this stage of it: ``stop_after``) has trained enough."""
-        return ((total_steps is not None and step >= total_steps) or (cfg.time_budget is not None and train_seconds >= cfg.time_budget)
-                or (cfg.stop_after is not None and step >= cfg.stop_after))
+        cfg = self.cfg
+        return ((self.total_steps is not None and self.step >= self.total_steps)
+                or (cfg.time_budget is not None and self.train_seconds >= cfg.time_budget)
+                or (cfg.stop_after is not None and self.step >= cfg.stop_after))
 
-    torch.manual_seed(cfg.seed)
-    model = UNet(preset.unet).to(dev)
-    init_path = resolve_init(cfg.init, cfg.target) if cfg.init else None
-    if init_path and not (cfg.resume and state_path.exists()):
-        load_initial_weights(model, init_path, preset)
-    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    step, best, train_seconds = 0, -math.inf, 0.0
-    initial = init_facts(init_path) if init_path and dist.rank == 0 and not (cfg.resume and state_path.exists()) else None
-    if cfg.resume and state_path.exists():
+    def resume(self) -> dict[str, Any] | None:
+        """Continue from ``OUT/state.pt`` (``--resume``); the summary of a run that had already finished."""
+        cfg, state_path = self.cfg, self.state_path
+        if not self.resuming:
+            if cfg.resume:
+                log.warning("%s: nothing to resume, starting afresh", self.out)
+            return None
         try:
             state = torch.load(state_path, map_location="cpu", weights_only=True)
             saved_cfg = json.loads(state["config"])
@@ -274,143 +290,166 @@ def fit(config: TrainConfig) -> dict[str, Any]:
             want = list(cfg.to_dict()[key]) if isinstance(cfg.to_dict()[key], tuple) else cfg.to_dict()[key]
             if have != want:
                 raise ConfigError(f"--resume: {key} differs from the interrupted run ({have!r} there, {want!r} now)")
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        step, best, train_seconds = int(state["step"]), float(state["best"]), float(state["train_seconds"])
-        initial = json.loads(state["init"]) if state.get("init") else None
-        log.info("resuming %s at step %d", out, step)
-        if finished(step, train_seconds):
+        self.model.load_state_dict(state["model"])
+        self.optimiser.load_state_dict(state["optimiser"])
+        self.step, self.best, self.train_seconds = int(state["step"]), float(state["best"]), float(state["train_seconds"])
+        self.initial = json.loads(state["init"]) if state.get("init") else None
+        log.info("resuming %s at step %d", self.out, self.step)
+        if self.finished():
             try:  # a finished run: nothing to train, and its summary stays as it is
-                finished = json.loads((out / "summary.json").read_text())
-                log.info("%s finished at step %d already; nothing to do", out, step)
-                return finished
-            except (OSError, ValueError):  # killed before its summary: written below
+                summary = json.loads((self.out / "summary.json").read_text())
+                log.info("%s finished at step %d already; nothing to do", self.out, self.step)
+                return summary
+            except (OSError, ValueError):  # killed before its summary: written at the end
                 pass
-    elif cfg.resume:
-        log.warning("%s: nothing to resume, starting afresh", out)
-    net = model
-    if dist.enabled:
-        from torch.nn.parallel import DistributedDataParallel
+        return None
 
-        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    model.train()
+    def start(self) -> None:
+        """Data-parallel wrapping, and the run's files: config.json, split.json, the metrics header."""
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
 
-    if dist.rank == 0:
-        (out / "config.json").write_text(cfg.to_json())
-        (out / "split.json").write_text(json.dumps(split, indent=1))
-    metrics_path = out / "metrics.csv"
-    if dist.rank == 0 and not metrics_path.exists():
-        with open(metrics_path, "w", newline="") as f:
-            csv.DictWriter(f, METRIC_FIELDS).writeheader()
+            self.net = DistributedDataParallel(self.model, device_ids=[self.dev.index] if self.dev.type == "cuda" else None)
+        self.model.train()
+        if self.dist.rank == 0:
+            (self.out / "config.json").write_text(self.cfg.to_json())
+            (self.out / "split.json").write_text(json.dumps(self.split, indent=1))
+            if not self.metrics_path.exists():
+                with open(self.metrics_path, "w", newline="") as f:
+                    csv.DictWriter(f, METRIC_FIELDS).writeheader()
 
-    def training_facts(extra: dict[str, Any]) -> dict[str, Any]:
+    def train_step(self, batches) -> float:
+        """One optimiser step on the next batch; its loss."""
+        cfg, dev, step = self.cfg, self.dev, self.step
+        ts = time.perf_counter()
+        for g in self.optimiser.param_groups:
+            g["lr"] = lr_at(cfg, step, self.total_steps)
+        X, Y, w = self.sampler.features(*(t.to(dev, non_blocking=True) for t in next(batches)))
+        td = time.perf_counter()
+        torch.manual_seed((cfg.seed * 1_000_003 + self.dist.rank * 7919 + step) % (2**63))
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            mask = self.net(X)
+        loss = training_loss(cfg.loss, mask.float(), X, Y, w)
+        _sync(dev)
+        tf = time.perf_counter()
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimiser.step()
+        _sync(dev)
+        te = time.perf_counter()
+        self.timing["data"] += td - ts
+        self.timing["forward"] += tf - td
+        self.timing["backward"] += te - tf
+        self.train_seconds += te - ts
+        self.step += 1
+        self.step_seconds = te - ts
+        return loss.item()
+
+    def training_facts(self, extra: dict[str, Any]) -> dict[str, Any]:
+        dev, split = self.dev, self.split
         return {
             "vocalsep_version": __version__,
             "torch": torch.__version__,
             "machine": platform.machine(),
             "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-            "config": cfg.to_dict(),
+            "config": self.cfg.to_dict(),
             "split": {k: split[k] for k in ("dataset", "data", "train_groups", "valid_groups", "train_hours")},
-            "world_size": dist.world,
-            **({"init": initial} if initial else {}),
+            "world_size": self.dist.world,
+            **({"init": self.initial} if self.initial else {}),
             **extra,
         }
 
-    def checkpoint(row: dict[str, Any], is_best: bool) -> None:
-        facts = training_facts({"step": step, "train_seconds": round(train_seconds, 1), "valid": row})
-        save_checkpoint(out / "last.safetensors", model, target=cfg.target, preset=preset, training=facts)
+    def save(self, row: dict[str, Any], is_best: bool) -> None:
+        """last.safetensors (and best.safetensors), and the state that --resume reads."""
+        cfg, preset = self.cfg, self.preset
+        facts = self.training_facts({"step": self.step, "train_seconds": round(self.train_seconds, 1), "valid": row})
+        save_checkpoint(self.out / "last.safetensors", self.model, target=cfg.target, preset=preset, training=facts)
         if is_best:
-            save_checkpoint(out / "best.safetensors", model, target=cfg.target, preset=preset, training=facts)
-        _save_state(state_path, {
-            "model": model.state_dict(),
-            "optimiser": optimiser.state_dict(),
-            "step": step,
-            "best": best,
-            "train_seconds": train_seconds,
+            save_checkpoint(self.out / "best.safetensors", self.model, target=cfg.target, preset=preset, training=facts)
+        _save_state(self.state_path, {
+            "model": self.model.state_dict(),
+            "optimiser": self.optimiser.state_dict(),
+            "step": self.step,
+            "best": self.best,
+            "train_seconds": self.train_seconds,
             "config": cfg.to_json(),
-            **({"init": json.dumps(initial)} if initial else {}),
+            **({"init": json.dumps(self.initial)} if self.initial else {}),
         })
 
-    timing = {"data": 0.0, "forward": 0.0, "backward": 0.0}
+    def validate_and_save(self, train_loss: float, rate: float) -> str:
+        """Validate (rank 0), keep the best score, save, and append a row to metrics.csv; the log line."""
+        cfg, step = self.cfg, self.step
+        row = {"step": step, "epoch": round(step / self.steps_per_epoch, 3), "train_loss": float(f"{train_loss:.6g}"),
+               "lr": lr_at(cfg, step - 1, self.total_steps), "patches_per_s": round(rate, 2),
+               "train_seconds": round(self.train_seconds, 1), "wall": round(time.perf_counter() - self.t0, 1)}
+        row.update(self.validate_fn(self.model, self.preset, cfg.target, self.valid, self.patches, cfg.valid_seconds) if self.valid else
+                   {"valid_loss": float("nan"), "valid_nsdr": float("nan"), "valid_sdr": float("nan")})
+        score = row["valid_nsdr"] if not math.isnan(row["valid_nsdr"]) else -row["valid_loss"] if not math.isnan(row["valid_loss"]) else -train_loss
+        is_best = score > self.best
+        self.best = max(self.best, score)
+        self.save(row, is_best)
+        with open(self.metrics_path, "a", newline="") as f:
+            csv.DictWriter(f, METRIC_FIELDS).writerow(row)
+        self.last_row = row
+        return (f"step {step}: train loss {train_loss:.4f}, valid loss {row['valid_loss']:.4f}, "
+                f"valid NSDR {row['valid_nsdr']:.2f} dB{' (best)' if is_best else ''}")
+
+    def summary(self) -> dict[str, Any]:
+        cfg, dist, step = self.cfg, self.dist, self.step
+        return {
+            "out": str(self.out),
+            "steps": step,
+            "train_seconds": round(self.train_seconds, 1),
+            "data_seconds": round(self.data_seconds, 1),
+            "patches_per_s": round(step * cfg.batch_size * dist.world / max(self.train_seconds, 1e-9), 2) if step else 0.0,
+            "best_score": self.best,
+            "last": self.last_row,
+            "timing_seconds": {k: round(v, 1) for k, v in self.timing.items()},
+            "world_size": dist.world,
+        }
+
+
+def fit(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Train one model; returns a summary (also written to ``OUT/summary.json``).  ``on_step(step)``
+    is called after every training step, with the number of steps done."""
+    cfg, dist = config, _Dist()
+    run = _Run(cfg, dist)
+    done = run.resume()
+    if done is not None:
+        return done
+    run.start()
     window_loss, window_n, window_t = 0.0, 0, 0.0
     bar = None
     if dist.rank == 0 and cfg.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True)
-    last_row: dict[str, Any] = {}
-    batches = _batches(sampler, step, total_steps, cfg.batch_size, cfg.workers, pin=dev.type == "cuda")
-    while True:
-        stop = finished(step, train_seconds)
-        if dist.any(stop):
-            break
-        ts = time.perf_counter()
-        for g in optimiser.param_groups:
-            g["lr"] = lr_at(cfg, step, total_steps)
-        X, Y, w = sampler.features(*(t.to(dev, non_blocking=True) for t in next(batches)))
-        td = time.perf_counter()
-        torch.manual_seed((cfg.seed * 1_000_003 + dist.rank * 7919 + step) % (2**63))
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-            mask = net(X)
-        loss = training_loss(cfg.loss, mask.float(), X, Y, w)
-        _sync(dev)
-        tf = time.perf_counter()
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        _sync(dev)
-        te = time.perf_counter()
-        timing["data"] += td - ts
-        timing["forward"] += tf - td
-        timing["backward"] += te - tf
-        train_seconds += te - ts
-        window_t += te - ts
-        step += 1
-        if _KILL_AT is not None and step == _KILL_AT:  # tests: a hard kill, no clean-up
-            os._exit(137)
-        window_loss += loss.item()
+        bar = tqdm(total=run.total_steps, initial=run.step, unit="step", dynamic_ncols=True)
+    batches = _batches(run.sampler, run.step, run.total_steps, cfg.batch_size, cfg.workers, pin=run.dev.type == "cuda")
+    while not dist.any(run.finished()):
+        loss = run.train_step(batches)
+        window_t += run.step_seconds
+        if on_step is not None:
+            on_step(run.step)
+        window_loss += loss
         window_n += 1
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}", patches_s=f"{cfg.batch_size * dist.world / max(te - ts, 1e-9):.1f}")
-        done = finished(step, train_seconds)
-        if step % valid_every == 0 or done:
+            bar.set_postfix(loss=f"{loss:.4f}", patches_s=f"{cfg.batch_size * dist.world / max(run.step_seconds, 1e-9):.1f}")
+        if run.step % run.valid_every == 0 or run.finished():
             train_loss = dist.mean(window_loss / max(window_n, 1))
             rate = cfg.batch_size * dist.world * window_n / max(window_t, 1e-9)
             window_loss, window_n, window_t = 0.0, 0, 0.0
             if dist.rank == 0:
-                row = {"step": step, "epoch": round(step / steps_per_epoch, 3), "train_loss": float(f"{train_loss:.6g}"),
-                       "lr": lr_at(cfg, step - 1, total_steps), "patches_per_s": round(rate, 2),
-                       "train_seconds": round(train_seconds, 1), "wall": round(time.perf_counter() - t0, 1)}
-                row.update(validate_fn(model, preset, cfg.target, valid, patches, cfg.valid_seconds) if valid else
-                           {"valid_loss": float("nan"), "valid_nsdr": float("nan"), "valid_sdr": float("nan")})
-                score = row["valid_nsdr"] if not math.isnan(row["valid_nsdr"]) else -row["valid_loss"] if not math.isnan(row["valid_loss"]) else -train_loss
-                is_best = score > best
-                best = max(best, score)
-                checkpoint(row, is_best)
-                with open(metrics_path, "a", newline="") as f:
-                    csv.DictWriter(f, METRIC_FIELDS).writerow(row)
-                last_row = row
-                msg = f"step {step}: train loss {train_loss:.4f}, valid loss {row['valid_loss']:.4f}, valid NSDR {row['valid_nsdr']:.2f} dB{' (best)' if is_best else ''}"
+                msg = run.validate_and_save(train_loss, rate)
                 (bar.write if bar is not None else log.info)(msg)
             dist.barrier()
     batches.close()  # stops the workers, if any
     if bar is not None:
         bar.close()
-    summary = {
-        "out": str(out),
-        "steps": step,
-        "train_seconds": round(train_seconds, 1),
-        "data_seconds": round(data_seconds, 1),
-        "patches_per_s": round(step * cfg.batch_size * dist.world / max(train_seconds, 1e-9), 2) if step else 0.0,
-        "best_score": best,
-        "last": last_row,
-        "timing_seconds": {k: round(v, 1) for k, v in timing.items()},
-        "world_size": dist.world,
-    }
+    summary = run.summary()
     if dist.rank == 0:
-        if not (out / "last.safetensors").exists():  # stopped before any validation
-            checkpoint({}, True)
-        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        if not (run.out / "last.safetensors").exists():  # stopped before any validation
+            run.save({}, True)
+        (run.out / "summary.json").write_text(json.dumps(summary, indent=1))
     dist.barrier()
     return summary
