@@ -89,13 +89,14 @@ class Separator:
         self.options = options or SeparationOptions()
         self.name = name
         self.checkpoints = list(checkpoints)
+        self.settings = self.options.resolved(preset)  # every unset option taken from the preset
         self.front = SpectralFrontEnd(preset, self.options, self.device)
         self._low_precision: dict[str, nn.Module] = {}
 
     @property
     def precision(self) -> str:
         """The networks' number format here: ``"fp32"`` or ``"bf16"`` (``"auto"`` resolved for the device)."""
-        rule = self.options.precision or self.preset.precision
+        rule = self.settings.precision
         if rule == "auto":
             rule = "bf16" if _has_bf16(self.device) else "fp32"
         return rule
@@ -169,7 +170,7 @@ class Separator:
         complement = self.options.complement
         primary = "vocals" if "vocals" in self.models else "accompaniment"
         other = "accompaniment" if primary == "vocals" else "vocals"
-        rule = self.options.combine or self.preset.combine
+        rule = self.settings.combine
         if complement or other not in self.models:
             targets = [primary]
         elif rule == "independent":
@@ -304,7 +305,7 @@ class Separator:
     def segment_frames(self) -> int:
         """Model frames per segment: the option's, else the preset's, rounded up to whole patches with ``split_patches``."""
         p = self.preset
-        frames = self.options.segment_frames or p.segment_frames
+        frames = self.settings.segment_frames
         if p.split_patches:
             frames = -(-frames // p.patch_frames) * p.patch_frames
         return frames

@@ -31,13 +31,10 @@ class SpectralFrontEnd:
 
     def __init__(self, preset: Preset, options: SeparationOptions, device: torch.device):
         self.preset = preset
-        self.options = options
+        self.options = options = options.resolved(preset)
         self.device = device
-        self.fullband = options.fullband or preset.fullband
-        if options.fullband is None and options.shifts > 1 and self.fullband == "interpolate":
-            # several framings without a full-band rule of their own: the paper's reconstruction
-            self.fullband = "bandlimited"
-        self.high_band = options.high_band or preset.high_band
+        self.fullband = options.fullband
+        self.high_band = options.high_band
         if options.wiener is not None and self.fullband != "bandlimited":
             raise ConfigError("the Wiener filter needs the bandlimited full-band rule (--fullband bandlimited)")
         self.low_stft = SpleeterSTFT(preset.n_fft, preset.hop) if preset.framing == "spleeter" else STFT(preset.n_fft, preset.hop)

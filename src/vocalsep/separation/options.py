@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
-from ..config import COMBINE_RULES, FULLBAND_RULES, HIGH_BAND_RULES, PRECISIONS
+from ..config import COMBINE_RULES, FULLBAND_RULES, HIGH_BAND_RULES, PRECISIONS, Preset
 from ..errors import ConfigError
 
 
@@ -42,6 +42,17 @@ class SeparationOptions:
     # None: the masks of combine; N >= 0: a multichannel Wiener filter (norbert) of the two networks'
     # output spectrograms with N EM iterations instead (needs both models and the bandlimited rule)
     wiener: int | None = None
+
+    def resolved(self, preset: Preset) -> "SeparationOptions":
+        """These options with every unset field taken from ``preset``: the one place where a preset's
+        defaults and the user's options meet.  Several framings (``shifts``) without a full-band rule
+        of their own use the paper's reconstruction (``bandlimited``)."""
+        fullband = self.fullband or preset.fullband
+        if self.fullband is None and self.shifts > 1 and fullband == "interpolate":
+            fullband = "bandlimited"
+        return replace(self, fullband=fullband, high_band=self.high_band or preset.high_band,
+                       combine=self.combine or preset.combine, segment_frames=self.segment_frames or preset.segment_frames,
+                       precision=self.precision or preset.precision)
 
     def __post_init__(self) -> None:
         if self.fullband is not None and self.fullband not in FULLBAND_RULES:
