@@ -1,5 +1,6 @@
 """The real command line, end to end, as a subprocess."""
 
+import argparse
 import subprocess
 import sys
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vocalsep.cli import build_parser
+from vocalsep.cli import build_parser, main
 
 from conftest import snr, synth_song
 
@@ -41,7 +42,7 @@ def test_usage_errors_exit_2(tmp_path, song_wav, tiny_model_dir):
     assert r.returncode == 2 and "no such model" in r.stderr
     for bad in ("0", "17", "two"):
         r = run("separate", song_wav, "-o", tmp_path / "o", "-m", tiny_model_dir, "--shifts", bad)
-        assert r.returncode == 2 and "--shifts must be a whole number" in r.stderr
+        assert r.returncode == 2 and f"argument --shifts: must be a whole number from 1 to 16, not '{bad}'" in r.stderr
     assert not (tmp_path / "o").exists()
 
 
@@ -257,3 +258,52 @@ def test_a_closed_stdout_pipe_ends_quietly(monkeypatch, capsys):
     monkeypatch.setattr(cli.sys, "stdout", ClosedPipe())
     assert cli.main(["models"]) == 141
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, option, message", [
+    (["evaluate", "--data", "d", "--system", "mixture", "--out", "o", "--rate", "0"], "--rate", "must be a sample rate in Hz of at least 1000, not '0'"),
+    (["evaluate", "--data", "d", "--system", "mixture", "--out", "o", "--jobs", "0"], "-j/--jobs", "must be a whole number of at least 1, not '0'"),
+    (["evaluate", "--data", "d", "--system", "mixture", "--out", "o", "--limit", "0"], "--limit", "must be a whole number of at least 1, not '0'"),
+    (["separate", "x.wav", "--shifts", "0"], "--shifts", "must be a whole number from 1 to 16, not '0'"),
+    (["separate", "x.wav", "--wiener", "11"], "--wiener", "must be a whole number of EM iterations from 0 to 10, not '11'"),
+    (["separate", "x.wav", "--offset", "-1"], "--offset", "must be a non-negative number of seconds, not '-1'"),
+    (["mine", "c.csv", "--out", "o", "--title-threshold", "abc"], "--title-threshold", "must be a similarity in (0, 100], not 'abc'"),
+])
+def test_each_option_error_names_the_option_given(argv, option, message, capsys):
+    """One line, naming the option the user gave (argparse's prefix) and no other option."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if "error:" in x)
+    assert line.endswith(f"error: argument {option}: {message}")
+    others = {"--rate", "--jobs", "--limit", "--shifts", "--wiener", "--offset", "--title-threshold"} - set(option.split("/"))
+    assert not any(o in line for o in others)
+
+
+def test_separate_and_evaluate_share_the_separation_options():
+    """One add_separation_options: the same choices, from vocalsep.config (and the separator's pad rules)."""
+    from vocalsep.config import COMBINE_RULES, FULLBAND_RULES, PRECISIONS
+    from vocalsep.separator import PAD_RULES
+
+    def options(command):
+        sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+        return {o: a for a in sub.choices[command]._actions for o in a.option_strings}
+
+    sep, ev = options("separate"), options("evaluate")
+    for flag, choices in (("--fullband", FULLBAND_RULES), ("--combine", COMBINE_RULES), ("--pad", PAD_RULES),
+                          ("--precision", PRECISIONS), ("--device", ("cpu", "cuda")), ("--shifts", None)):
+        assert tuple(sep[flag].choices or ()) == tuple(ev[flag].choices or ()) == tuple(choices or ())
+        assert sep[flag].default == ev[flag].default
+    assert "--wiener" in sep and "--complement" in sep and "--high-band" in sep
+    assert "--wiener" not in ev and "--complement" not in ev
+
+
+def test_memory_tuning_is_shared_by_the_separate_workers():
+    import inspect
+
+    from vocalsep import _memory
+    from vocalsep.cli import separate as cli_separate
+
+    _memory.keep_freed_memory()
+    _memory.keep_freed_memory()  # once per process; a second call does nothing
+    assert "keep_freed_memory()" in inspect.getsource(cli_separate.cmd_separate)
+    assert "keep_freed_memory()" in inspect.getsource(cli_separate._worker_init)

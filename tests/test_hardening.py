@@ -176,7 +176,7 @@ def test_item19_option_messages(tmp_path, song_wav, tiny_model_dir, capsys):
     for argv, message in (
         (["separate", str(song_wav), "--threads", "0"], "argument --threads: must be a whole number of at least 1, not '0'"),
         (["evaluate", "--data", str(tmp_path), "--system", "mixture", "--out", str(tmp_path / "e"), "--rate", "0"],
-         "argument --rate: must be a whole number of at least 1, not '0'"),
+         "argument --rate: must be a sample rate in Hz of at least 1000, not '0'"),
         (["separate", str(song_wav), "-j", "two"], "argument -j/--jobs: must be a whole number of at least 1, not 'two'"),
     ):
         assert main(argv) == 2
@@ -256,11 +256,11 @@ def test_item07_workers_die_with_their_parent(tmp_path):
 def test_item07_every_pool_makes_its_workers_die_with_it():
     import inspect
 
-    from vocalsep import cli
+    from vocalsep.cli import separate as cli_separate
     from vocalsep.evaluation import run as evaluation_run
     from vocalsep.mining import run as mining_run
 
-    for source in (inspect.getsource(cli._worker_init), inspect.getsource(evaluation_run._worker_init), inspect.getsource(mining_run._pool)):
+    for source in (inspect.getsource(cli_separate._worker_init), inspect.getsource(evaluation_run._worker_init), inspect.getsource(mining_run._pool)):
         assert "die_with_parent" in source
 
 

@@ -661,7 +661,7 @@ def test_max_participants(small_study, tmp_path):
     assert (study / "responses.sqlite").is_file()
 
 
-# -- the command line (needs the one-line hook in vocalsep/cli.py: add_listen_parser(sub, common))
+# -- the command line (needs the one-line hook in vocalsep/cli/__init__.py: add_listen_parser(sub, common))
 
 def test_cli_prepare_serve_report(outputs, tmp_path, capsys):
     from vocalsep.cli import main

@@ -1,0 +1,93 @@
+"""``vocalsep train``: a U-Net (or the paper's baseline) for one target."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .._cli_base import EXIT_OK, UsageError, need_extra
+from ..stems import STEMS
+
+
+def add_train_parser(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("train", parents=[common], help="train a U-Net for one target", description="Train a U-Net (or the paper's baseline) for one target. "
+                       "Data-parallel: torchrun --nproc-per-node N $(which vocalsep) train ...")
+    p.add_argument("--data", required=True, metavar="PATH",
+                   help="dataset folder, .stem.mp4 file or pair manifest (.csv); with --recipe, the data folder its paths start from")
+    p.add_argument("--dataset", choices=["mir1k", "stems", "musdb", "pairs"], default=None, help="dataset layout (default: guessed from PATH)")
+    p.add_argument("--recipe", default=None, metavar="FILE.json",
+                   help="a training mixture of several sources and their shares (docs/training.md); needed by stereo presets")
+    p.add_argument("--patch-frames", type=int, default=None, metavar="N", help="frames per training patch with --recipe (default: the preset's)")
+    p.add_argument("--target", choices=list(STEMS), default="vocals")
+    p.add_argument("--preset", default="jansson2017",
+                   help="signal-processing preset: jansson2017 (the paper's: 8192 Hz, window 1024, hop 768), jansson2017-hop384 "
+                   "(the same with half the hop) or spleeter (44.1 kHz stereo, Spleeter's network; with --recipe) (default: jansson2017)")
+    p.add_argument("--out", required=True, metavar="DIR", help="run folder: checkpoints, metrics.csv, split.json")
+    p.add_argument("--no-skip", dest="skip", action="store_false", help="train the paper's baseline (no skip connections)")
+    p.add_argument("--channels", type=lambda t: tuple(int(c) for c in t.split(",")), default=None, help="override the U-Net channels, e.g. 8,16,32")
+    p.add_argument("--dropout", type=float, default=None, help="decoder dropout (default: the preset's, 0.5 as in the paper)")
+    p.add_argument("--target-rule", choices=["magnitude", "phase-sensitive"], default="magnitude",
+                   help="what mask x |X| learns: the source's magnitude (the paper's, default) or its part in phase with the mixture, "
+                        "|Y| cos(angle(Y) - angle(X)) in [0, |X|] (Erdogan et al. 2015)")
+    p.add_argument("--loss", choices=["l1", "sdr"], default="l1",
+                   help="training loss: l1 the paper's |mask x X - Y| / max(X) (default), "
+                        "sdr minus each patch's signal-to-distortion ratio in dB (validation loss stays L1)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: bfloat16 autocast for the convolutions (for CPUs with bfloat16 instructions) (default: fp32)")
+    p.add_argument("--device", default="cpu", metavar="cpu|cuda|cuda:N",
+                   help="where the network trains (default: cpu); patches are still prepared on the CPU")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-min", type=float, default=1e-5, help="the learning rate at the end of the cosine schedule (default: 1e-5)")
+    p.add_argument("--warmup-steps", type=int, default=100, help="steps of linear learning-rate warm-up (default: 100)")
+    p.add_argument("--steps", type=int, default=None, help="stop after this many steps")
+    p.add_argument("--epochs", type=float, default=None, help="stop after this many epochs")
+    p.add_argument("--time-budget", type=float, default=None, metavar="S", help="stop after this many seconds of training")
+    p.add_argument("--stop-after", type=int, default=None, metavar="STEP",
+                   help="end this stage at STEP, keeping the schedule of --steps; continue later with --resume")
+    p.add_argument("--steps-per-epoch", type=int, default=None, help="steps between validations (default: training audio / patch / batch)")
+    p.add_argument("--valid-groups", type=lambda t: tuple(x for x in t.split(",") if x), default=(), metavar="A,B", help="singers or tracks held out for validation")
+    p.add_argument("--valid-fraction", type=float, default=0.2, help="share of tracks held out when --valid-groups is not given")
+    p.add_argument("--valid-seconds", type=float, default=60.0, help="seconds of each validation track scored (default 60)")
+    p.add_argument("--remix", type=float, default=0.5, help="probability of remixing a voice over another track's accompaniment")
+    p.add_argument("--init", default=None, metavar="MODEL",
+                   help="start from the weights of this model (a file, a folder or a registered name such as spleeter:2stems: "
+                        "its network for --target; the same network) instead of random ones: fine-tuning")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch threads per process")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="processes preparing batches ahead (default 0: in the training process; on a GPU the sampler is the bottleneck, use several)")
+    p.add_argument("--cache-dir", default=None, help="feature cache (default: beside --out)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args) -> int:
+    if not args.recipe:  # validation on whole tracks scores with BSS Eval (scipy); a recipe's validation does not
+        need_extra("train", "train")
+    from ..training import Augment, TrainConfig, fit
+
+    try:
+        cfg = TrainConfig(
+            data=args.data, out=args.out, dataset=args.dataset, recipe=args.recipe, patch_frames=args.patch_frames, target=args.target, preset=args.preset, skip=args.skip,
+            channels=args.channels, dropout=args.dropout, target_rule=args.target_rule, loss=args.loss, precision=args.precision, device=args.device, batch_size=args.batch_size, lr=args.lr, lr_min=args.lr_min,
+            warmup_steps=args.warmup_steps, steps=args.steps, epochs=args.epochs, time_budget=args.time_budget, stop_after=args.stop_after,
+            steps_per_epoch=args.steps_per_epoch, valid_groups=args.valid_groups, valid_fraction=args.valid_fraction,
+            valid_seconds=args.valid_seconds,
+            augment=Augment(remix=args.remix),
+            init=args.init, seed=args.seed, threads=args.threads, workers=args.workers, cache_dir=args.cache_dir, resume=args.resume,
+            progress=not args.quiet and sys.stderr.isatty(),
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    logging.getLogger("vocalsep").setLevel(logging.INFO if not args.quiet else logging.ERROR)
+    summary = fit(cfg)
+    if not args.quiet and int(os.environ.get("RANK", "0")) == 0:
+        last = summary.get("last") or {}
+        print(f"vocalsep: trained {summary['steps']} steps in {summary['train_seconds']:.0f} s "
+              f"({summary['patches_per_s']:.1f} patches/s); last validation NSDR {last.get('valid_nsdr', float('nan')):.2f} dB; "
+              f"best model {Path(summary['out']) / 'best.safetensors'}", file=sys.stderr)
+    return EXIT_OK
