@@ -280,9 +280,8 @@ def test_each_option_error_names_the_option_given(argv, option, message, capsys)
 
 
 def test_separate_and_evaluate_share_the_separation_options():
-    """One add_separation_options: the same choices, from vocalsep.config (and the separator's pad rules)."""
-    from vocalsep.config import COMBINE_RULES, FULLBAND_RULES, PRECISIONS
-    from vocalsep.separator import PAD_RULES
+    """One add_separation_options: the same choices, from vocalsep.config."""
+    from vocalsep.config import COMBINE_RULES, FULLBAND_RULES, PAD_RULES, PRECISIONS
 
     def options(command):
         sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))

@@ -7,18 +7,12 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "vocalsep"
 LIMIT = 500  # lines
 
-EXCEPTIONS = {
-    # being split into smaller modules in a separate change (issue 23); remove from here once that lands
-    "separator.py",
-}
 
 
 def test_no_long_modules():
     long = {}
     for path in sorted(SRC.rglob("*.py")):
         rel = path.relative_to(SRC).as_posix()
-        if rel in EXCEPTIONS:
-            continue
         n = len(path.read_text(encoding="utf-8").splitlines())
         if n > LIMIT:
             long[rel] = n

@@ -2,7 +2,8 @@
 
 Separation allocates the same large spectrograms segment after segment; memory returned to the kernel
 would be mapped and faulted in afresh each time.  :func:`keep_freed_memory` is called by ``vocalsep
-separate`` and by each of its ``--jobs`` workers; it does nothing where the C library is not glibc.
+separate`` and by each of its ``--jobs`` workers, and a program using the Python API may call it
+(a process that runs several separations at once, as the web app does, holds more memory with it); it does nothing where the C library is not glibc.
 """
 
 from __future__ import annotations

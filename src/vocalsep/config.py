@@ -23,6 +23,7 @@ FINAL_LAYERS = ("deconv", "dilated_conv")
 # How the separator turns model masks into full-band stems (vocalsep.separator)
 FULLBAND_RULES = ("interpolate", "bandlimited")
 HIGH_BAND_RULES = ("edge", "zero")
+PAD_RULES = ("wrap",)  # how a segment shorter than the network's input is padded
 FRAMINGS = ("center", "spleeter")
 CHANNEL_MODES = ("batch", "stereo")
 PRECISIONS = ("fp32", "bf16", "auto")

@@ -11,12 +11,9 @@ import argparse
 import logging
 import sys
 
-from ..config import COMBINE_RULES, FULLBAND_RULES, PRECISIONS
+from ..config import COMBINE_RULES, FULLBAND_RULES, PAD_RULES, PRECISIONS
 from ..stems import STEMS
 
-# SeparationOptions.pad's rules; vocalsep.separator keeps its own PAD_RULES (importing it here would load
-# PyTorch for --help): tests/test_cli.py checks that the two agree.
-PAD_RULES = ("wrap",)
 DEVICES = ("cpu", "cuda")
 
 

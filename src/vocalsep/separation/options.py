@@ -6,11 +6,8 @@ import math
 from dataclasses import dataclass, replace
 
 
-from ..config import COMBINE_RULES, FULLBAND_RULES, HIGH_BAND_RULES, PRECISIONS, Preset
+from ..config import COMBINE_RULES, FULLBAND_RULES, HIGH_BAND_RULES, PAD_RULES, PRECISIONS, Preset
 from ..errors import ConfigError
-
-
-PAD_RULES = ("wrap",)
 
 
 @dataclass(frozen=True)
