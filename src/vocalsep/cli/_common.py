@@ -1,6 +1,5 @@
-"""What the ``vocalsep`` command modules share: the SIGTERM handling, the logging set-up, the argument
-types (each error names the option through argparse: ``argument --rate: must be ...``) and the
-separation options of ``separate`` and ``evaluate``.
+"""What the ``vocalsep`` command modules share: the SIGTERM handling, the logging set-up and the
+separation options of ``separate`` and ``evaluate`` (the argument types: :mod:`vocalsep._argtypes`).
 
 Imports nothing heavy: ``vocalsep --help`` must not load PyTorch or NumPy.
 """
@@ -11,8 +10,8 @@ import argparse
 import logging
 import sys
 
+from .._argtypes import shifts
 from ..config import COMBINE_RULES, FULLBAND_RULES, PAD_RULES, PRECISIONS
-from ..stems import STEMS
 
 DEVICES = ("cpu", "cuda")
 
@@ -36,74 +35,6 @@ def terminate(signum, frame):
 def configure_logging(verbose: bool, quiet: bool) -> None:
     level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING
     logging.basicConfig(level=level, format="vocalsep: %(message)s", stream=sys.stderr)
-
-
-# -- argument types: argparse prefixes each message with "argument OPTION:", so none repeats an option name
-
-def whole_number(low: int, high: int | None = None, what: str = "a whole number"):
-    """An argument type: a whole number from ``low`` (to ``high``), else "must be WHAT from LOW to HIGH, not 'TEXT'"."""
-    span = f"from {low} to {high}" if high is not None else f"of at least {low}"
-
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            v = None
-        if v is None or v < low or (high is not None and v > high):
-            raise argparse.ArgumentTypeError(f"must be {what} {span}, not {text!r}")
-        return v
-
-    parse.__name__ = f"whole_number_{low}_{high}"
-    return parse
-
-
-count = whole_number(1)  # --jobs, --threads, --limit
-shifts = whole_number(1, 16)
-wiener = whole_number(0, 10, "a whole number of EM iterations")
-rate = whole_number(1000, None, "a sample rate in Hz")  # evaluation.run.EvalConfig's lowest
-
-
-def _seconds(text: str, ok, what: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not ok(v) or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be {what} number of seconds, not {text!r}")
-    return v
-
-
-def nonneg_seconds(text: str) -> float:
-    return _seconds(text, lambda v: v >= 0, "a non-negative")
-
-
-def positive_seconds(text: str) -> float:
-    return _seconds(text, lambda v: v > 0, "a positive")
-
-
-def score100(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not 0 < v <= 100:
-        raise argparse.ArgumentTypeError(f"must be a similarity in (0, 100], not {text!r}")
-    return v
-
-
-def names(text: str) -> tuple[str, ...]:
-    found = tuple(x.strip() for x in text.split(",") if x.strip())
-    if not found:
-        raise argparse.ArgumentTypeError(f"expected comma-separated names, not {text!r}")
-    return found
-
-
-def stems(text: str) -> list[str]:
-    found = [s.strip() for s in text.split(",") if s.strip()]
-    bad = [s for s in found if s not in STEMS]
-    if bad or not found:
-        raise argparse.ArgumentTypeError(f"unknown stem(s) {bad or text!r}; choose from {', '.join(STEMS)}")
-    return found
 
 
 # -- the separation options of separate and evaluate

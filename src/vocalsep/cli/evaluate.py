@@ -7,8 +7,9 @@ import os
 import sys
 from pathlib import Path
 
+from .._argtypes import count, names, positive_seconds, rate
 from .._cli_base import EXIT_FAILED, EXIT_OK, UsageError, need_extra
-from ._common import add_separation_options, count, names, positive_seconds, rate
+from ._common import add_separation_options
 
 
 def add_evaluate_parser(sub, common: argparse.ArgumentParser) -> None:

@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from .._argtypes import count, names, nonneg_seconds, positive_seconds, score100
 from .._cli_base import EXIT_FAILED, EXIT_OK, UsageError, need_extra
-from ._common import count, names, nonneg_seconds, positive_seconds, score100
 
 
 def add_mine_parser(sub, common: argparse.ArgumentParser) -> None:

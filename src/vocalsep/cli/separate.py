@@ -9,11 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+from .._argtypes import count, nonneg_seconds, positive_seconds, stems, wiener
 from .._cli_base import EXIT_FAILED, EXIT_OK, UsageError
 from .._memory import keep_freed_memory
 from ..config import HIGH_BAND_RULES
 from ..stems import STEMS
-from ._common import add_separation_options, configure_logging, count, nonneg_seconds, positive_seconds, stems, terminate, wiener
+from ._common import add_separation_options, configure_logging, terminate
 
 
 def add_separate_parser(sub, common: argparse.ArgumentParser) -> None:

@@ -11,28 +11,8 @@ import argparse
 import shlex
 import sys
 
-from .._argtypes import count, port
+from .._argtypes import count, count0, excerpt_seconds, port
 from .._cli_base import EXIT_FAILED, EXIT_OK
-
-
-def _count0(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
-    return v
-
-
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 1.0 <= v <= 120.0:
-        raise argparse.ArgumentTypeError(f"{text!r}: excerpts are 1 to 120 seconds long")
-    return v
 
 
 def _share(text: str) -> float:
@@ -77,13 +57,13 @@ def add_listen_parser(sub, common: argparse.ArgumentParser) -> argparse.Argument
                    help="true vocal stems (DIR/TRACK/vocals.EXT or DIR/TRACK.EXT): find the singing with them instead of the "
                    "first system's estimate, and add a control with the true stem")
     p.add_argument("--clips", type=count, default=10, metavar="N", help="number of excerpts (default: 10)")
-    p.add_argument("--duration", type=_seconds, default=10.0, metavar="S", help="seconds per excerpt (default: 10)")
+    p.add_argument("--duration", type=excerpt_seconds, default=10.0, metavar="S", help="seconds per excerpt (default: 10)")
     p.add_argument("-o", "--out", required=True, metavar="STUDY", help="the study folder to write")
     p.add_argument("--seed", type=int, default=0, help="seed of the excerpt choice and the controls (default: 0)")
     p.add_argument("--min-voiced", type=_share, default=0.8, metavar="X",
                    help="smallest share of an excerpt's 20 ms frames with singing (default: 0.8)")
     p.add_argument("--loudness", type=float, default=-23.0, metavar="LUFS", help="loudness of every clip (default: -23 LUFS)")
-    p.add_argument("--controls", type=_count0, default=None, metavar="N",
+    p.add_argument("--controls", type=count0, default=None, metavar="N",
                    help="number of hidden control questions (default: one of each kind, 4, or 5 with --vocals)")
     p.add_argument("--format", dest="fmt", choices=["wav", "flac"], default="wav", help="clip format (default: wav, 16-bit)")
     p.add_argument("--mono", action="store_true", help="mix every clip down to mono")
