@@ -65,3 +65,40 @@ def add_separation_options(parser: argparse.ArgumentParser, *, systems: bool = F
                         "slightly; auto: bf16 where the CPU has them" + note + " (default: the model's preset's: fp32 for "
                         "jansson2017, auto for spleeter)")
     parser.add_argument("--device", choices=DEVICES, default="cpu", help="where the network runs" + note + " (default: cpu)")
+
+
+SEPARATION_FIELDS = ("fullband", "high_band", "complement", "combine", "pad", "shifts", "wiener", "precision")
+
+
+def separation_options(args):
+    """The :class:`~vocalsep.separation.options.SeparationOptions` of a command's arguments: every
+    separation option the command has and the user gave (the rest left to the model's preset)."""
+    from ..separation.options import SeparationOptions
+
+    given = {k: getattr(args, k) for k in SEPARATION_FIELDS if getattr(args, k, None) not in (None, False)}
+    return SeparationOptions(**given)
+
+
+def command_line(args, command: str, skip: tuple[str, ...] = ()) -> str:
+    """The command line that reproduces ``args`` (parsed by ``args.parser``): every option whose value
+    is not its default, except those in ``skip`` (options that do not change the results)."""
+    import shlex
+
+    parts = ["vocalsep", command]
+    for action in args.parser._actions:
+        if not action.option_strings or action.dest in (*skip, "help", "parser", "func"):
+            continue
+        value = getattr(args, action.dest, None)
+        if value is None or value == action.default:
+            continue
+        flag = max(action.option_strings, key=len)
+        if isinstance(action, argparse._StoreTrueAction):
+            parts.append(flag)
+        elif isinstance(action, argparse._AppendAction):
+            for v in value:
+                parts += [flag, str(v)]
+        elif isinstance(value, (tuple, list)):
+            parts += [flag, ",".join(map(str, value))]
+        else:
+            parts += [flag, str(value)]
+    return shlex.join(parts)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .._argtypes import count, names, positive_seconds, rate
 from .._cli_base import EXIT_FAILED, EXIT_OK, UsageError, need_extra
-from ._common import add_separation_options
+from ._common import add_separation_options, command_line, separation_options
 
 
 def add_evaluate_parser(sub, common: argparse.ArgumentParser) -> None:
@@ -29,7 +29,7 @@ def add_evaluate_parser(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--tracks", type=names, default=(), metavar="A,B", help="only these tracks (MIR-1K: clip names such as abjones_1_01)")
     p.add_argument("--limit", type=count, default=None, metavar="N", help="at most N tracks (after the filters)")
     p.add_argument("--rate", type=rate, default=None, metavar="HZ", help="rate the references and estimates are compared at (default: 16000 for MIR-1K, else 44100)")
-    p.add_argument("--preset", default="jansson2017", help="preset of the oracle's ideal masks and of the mask images: jansson2017 or jansson2017-hop384 (default: jansson2017)")
+    p.add_argument("--preset", default="jansson2017", help="preset of the oracle's ideal masks and of the mask images, a registered one such as jansson2017, jansson2017-hop384 or spleeter-ratio (default: jansson2017)")
     add_separation_options(p, systems=True)
     p.add_argument("-j", "--jobs", type=count, default=None, metavar="N", help="tracks scored in parallel processes (default: all cores)")
     p.add_argument("--mask-systems", type=names, default=(), metavar="A,B", help="the systems whose masks the mask image shows (default: the first two that are not 'mixture')")
@@ -37,32 +37,7 @@ def add_evaluate_parser(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--excerpt", type=positive_seconds, default=10.0, metavar="S", help="seconds of the mask image (default: 10)")
     p.add_argument("--report", default=None, metavar="FILE.md", help="also write a report with the tables and figures (copied into a folder beside it), e.g. docs/results.md")
     p.add_argument("-f", "--force", action="store_true", help="score everything again, ignoring finished tracks in --out")
-    p.set_defaults(func=cmd_evaluate)
-
-
-def _evaluate_command(args) -> str:
-    """The command line that reproduces this evaluation, spelled out in full."""
-    import shlex
-
-    parts = ["vocalsep", "evaluate", "--data", args.data]
-    if args.dataset:
-        parts += ["--dataset", args.dataset]
-    for s in args.systems:
-        parts += ["--system", s]
-    parts += ["--out", args.out, "--metric", args.metric]
-    for flag, value in (("--singers", args.singers), ("--tracks", args.tracks), ("--mask-systems", args.mask_systems)):
-        if value:
-            parts += [flag, ",".join(value)]
-    for flag, value in (("--limit", args.limit), ("--rate", args.rate), ("--fullband", args.fullband), ("--combine", args.combine), ("--pad", args.pad), ("--shifts", args.shifts), ("--figure-track", args.figure_track),
-                        ("--precision", args.precision),
-                        ("--report", args.report)):
-        if value is not None:
-            parts += [flag, str(value)]
-    if args.preset != "jansson2017":
-        parts += ["--preset", args.preset]
-    if args.excerpt != 10.0:
-        parts += ["--excerpt", str(args.excerpt)]
-    return shlex.join(parts)
+    p.set_defaults(func=cmd_evaluate, parser=p)
 
 
 def cmd_evaluate(args) -> int:
@@ -74,9 +49,10 @@ def cmd_evaluate(args) -> int:
     show = not args.quiet and sys.stderr.isatty() or os.environ.get("VOCALSEP_PROGRESS") == "1"
     cfg = EvalConfig(
         data=args.data, systems=tuple(args.systems), out=args.out, dataset=args.dataset, metric=args.metric,
-        groups=args.singers, tracks=args.tracks, limit=args.limit, rate=args.rate, preset=args.preset, fullband=args.fullband, combine=args.combine,
-        pad=args.pad, shifts=args.shifts, precision=args.precision, jobs=args.jobs, device=args.device, force=args.force, progress=show, report=args.report,
-        mask_systems=args.mask_systems, figure_track=args.figure_track, excerpt=args.excerpt, command=_evaluate_command(args),
+        groups=args.singers, tracks=args.tracks, limit=args.limit, rate=args.rate, preset=args.preset,
+        separation=separation_options(args), jobs=args.jobs, device=args.device, force=args.force, progress=show,
+        report=args.report, mask_systems=args.mask_systems, figure_track=args.figure_track, excerpt=args.excerpt,
+        command=command_line(args, "evaluate", skip=("jobs", "device", "force", "quiet", "verbose")),
     )
     try:
         summary = evaluate(cfg)

@@ -14,7 +14,7 @@ from .._cli_base import EXIT_FAILED, EXIT_OK, UsageError
 from .._memory import keep_freed_memory
 from ..config import HIGH_BAND_RULES
 from ..stems import STEMS
-from ._common import add_separation_options, configure_logging, terminate
+from ._common import add_separation_options, configure_logging, separation_options, terminate
 
 
 def add_separate_parser(sub, common: argparse.ArgumentParser) -> None:
@@ -69,33 +69,12 @@ def collect_inputs(items: list[str], skip=None) -> tuple[list[Path], list[tuple[
     return unique, bad
 
 
-def _separator_options(args):
-    from ..separator import SeparationOptions
-
-    changes = {}
-    if args.fullband:
-        changes["fullband"] = args.fullband
-    if args.high_band:
-        changes["high_band"] = args.high_band
-    if args.complement:
-        changes["complement"] = True
-    if args.combine:
-        changes["combine"] = args.combine
-    if args.pad:
-        changes["pad"] = args.pad
-    if args.shifts:
-        changes["shifts"] = args.shifts
-    if getattr(args, "wiener", None) is not None:
-        changes["wiener"] = args.wiener
-    return SeparationOptions(**changes, precision=args.precision)
-
-
 def _load_separator(args):
     from ..errors import ModelError
     from ..separator import Separator
 
     try:
-        return Separator.from_pretrained(args.model or "default", _separator_options(args), device=args.device)
+        return Separator.from_pretrained(args.model or "default", separation_options(args), device=args.device)
     except ModelError as exc:
         raise UsageError(str(exc)) from None
 

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..separation.options import SeparationOptions
 from .io import json_safe, safe_name, unfix, write_text, write_track
 from .metrics import VARIANTS
 from .report import summarise, write_outputs
@@ -79,11 +80,8 @@ class EvalConfig:
     limit: int | None = None
     rate: int | None = None
     preset: str = "jansson2017"
-    fullband: str | None = None
-    combine: str | None = None
-    pad: str | None = None  # the separator's padding of short segments (None: its default, wrap, the only rule)
-    shifts: int | None = None  # framings averaged per segment, by the models and the oracle (None: the separator's, 1)
-    precision: str | None = None
+    # the separation options of the model systems (and, for fullband and shifts, of the oracle)
+    separation: SeparationOptions = field(default_factory=SeparationOptions)
     jobs: int | None = None
     device: str = "cpu"
     force: bool = False
@@ -97,6 +95,8 @@ class EvalConfig:
     def __post_init__(self) -> None:
         for name in ("systems", "groups", "tracks", "mask_systems"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        if isinstance(self.separation, dict):
+            object.__setattr__(self, "separation", SeparationOptions(**self.separation))
         if self.metric not in METRICS:
             raise ConfigError(f"metric must be one of {METRICS}, not {self.metric!r}")
         if self.jobs is not None and self.jobs < 1:
@@ -147,7 +147,8 @@ def evaluate(config: EvalConfig | None = None, **kwargs) -> dict:
     """Score systems on a dataset into ``out``; returns the summary (also in ``out/summary.json``).
 
     Give an :class:`EvalConfig` or its fields as keyword arguments, e.g.
-    ``evaluate(data="mir1k", systems=["unet=default", "oracle", "mixture"], out="results", groups=["abjones"])``.
+    ``evaluate(data="mir1k", systems=["unet=default", "oracle", "mixture"], out="results", groups=["abjones"])``;
+    the model systems' separation options as ``separation=SeparationOptions(...)`` (or a dict of its fields).
     ``summary["failures"]`` lists ``(track, system, reason)`` for every failed
     system run; the rest is done regardless.
     """
@@ -157,12 +158,13 @@ def evaluate(config: EvalConfig | None = None, **kwargs) -> dict:
     out = Path(cfg.out)
     specs = parse_systems(cfg.systems)
     rate = rate_of(cfg)
-    options_text = f"preset={cfg.preset};fullband={cfg.fullband or 'default'};combine={cfg.combine or 'preset'}"
-    if cfg.precision:  # no option keeps the identities (and the caches) of earlier runs
-        options_text += f";precision={cfg.precision}"
-    options_text += f";pad={cfg.pad or 'wrap'}"  # part of every run's identity (scores stored without it are not reused)
-    if cfg.shifts and cfg.shifts > 1:  # one framing (the default) keeps the identities of earlier runs
-        options_text += f";shifts={cfg.shifts}"
+    sep = cfg.separation
+    options_text = f"preset={cfg.preset};fullband={sep.fullband or 'default'};combine={sep.combine or 'preset'}"
+    if sep.precision:  # no option keeps the identities (and the caches) of earlier runs
+        options_text += f";precision={sep.precision}"
+    options_text += f";pad={sep.pad}"  # part of every run's identity (scores stored without it are not reused)
+    if sep.shifts > 1:  # one framing (the default) keeps the identities of earlier runs
+        options_text += f";shifts={sep.shifts}"
     identities = {s.name: s.identity(options_text) for s in specs}
     setup = {"metric": cfg.metric, "variant": VARIANTS[cfg.metric], "rate": rate, "dataset": layout_of(cfg),
              "data": str(cfg.data)}  # as the user gave it: a report names its data that way

@@ -74,12 +74,11 @@ class TrackScorer:
 
     def __init__(self, cfg):
         from ..config import get_preset
-        from ..separator import SeparationOptions
 
         self.cfg = cfg
         self.rate = rate_of(cfg)
         self.tracks = {t.name: t for t in list_tracks(cfg)}
-        options = SeparationOptions(**{k: v for k, v in (("fullband", cfg.fullband), ("combine", cfg.combine), ("pad", cfg.pad), ("shifts", cfg.shifts)) if v}, precision=cfg.precision)
+        options = cfg.separation
         preset = get_preset(cfg.preset)
         self.systems = {s.name: build_system(s, preset, options, cfg.device) for s in parse_systems(cfg.systems)}
         self._v3: SourcesV3 | None = None  # the current track's references (v3)
