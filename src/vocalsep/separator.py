@@ -21,7 +21,7 @@ Per segment of the input (``(channels, samples)`` at its own rate):
 
 Long inputs are decoded, separated and written as a stream, in segments of
 ``segment_frames`` model frames crossfaded over ``overlap`` seconds (:mod:`vocalsep.chunking`;
-Spleeter's presets: :meth:`Separator._spleeter_stream`, Spleeter's own patches).  Unset
+Spleeter's presets: :mod:`vocalsep.spleeter.stream`, Spleeter's own patches).  Unset
 options take the preset's values.  Outputs have the input's rate, length and channels.
 """
 
@@ -42,17 +42,17 @@ from .audio import AudioReader, AudioWriter
 from .checkpoint import Checkpoint, load_checkpoint
 from ._atomic import missing_dirs, remove_empty
 from ._threads import SerialWorker, prefetch
-from .chunking import overlap_add, overlap_sum
+from .chunking import overlap_add
 from .config import Preset
 from .errors import AudioError, ConfigError, ModelError, OutputError
 from .inference import DTYPES, InferenceUNet
 from .model import UNet
-from .separation.framings import _as_tensor, delay, shift_average, shift_offsets
+from .separation.framings import delay, shift_average, shift_offsets
 from .separation.frontend import SpectralFrontEnd
 from .separation.masks import combine_masks, wiener_masks
 from .separation.options import SeparationOptions
 from .separation.output import DEFAULT_TEMPLATE, is_output, output_paths, template_fields
-from .spectral import apply_mask
+from .spleeter.stream import spleeter_stream
 from .stems import STEMS
 
 __all__ = ["DEFAULT_TEMPLATE", "SeparationOptions", "Separator", "SpectralFrontEnd", "combine_masks", "delay", "is_output",
@@ -164,7 +164,7 @@ class Separator:
         return STEMS
 
     # -- the core
-    def _stem_masks(self, spec: torch.Tensor, stems: Sequence[str]) -> tuple[dict[str, torch.Tensor], str, str | None]:
+    def stem_masks(self, spec: torch.Tensor, stems: Sequence[str]) -> tuple[dict[str, torch.Tensor], str, str | None]:
         """The masks to synthesise from a low-rate STFT, the primary stem, and the stem left to
         the complement (mixture - primary), if any."""
         complement = self.options.complement
@@ -205,7 +205,7 @@ class Separator:
         front = self.front
         xs = front.prepare(x)
         low, spec = front.analyse(xs, sample_rate)
-        masks, primary, rest = self._stem_masks(spec, stems)
+        masks, primary, rest = self.stem_masks(spec, stems)
         out = front.synthesise(xs, sample_rate, low, spec, masks)
         if xs is not x:
             out = {t: front.restore(y, x.shape[0]) for t, y in out.items()}
@@ -215,65 +215,13 @@ class Separator:
 
     # -- Spleeter's framing, exactly, in bounded memory
     def _spleeter_exact(self, sample_rate: int) -> bool:
-        """Whether a stream at ``sample_rate`` goes through :meth:`_spleeter_stream`: a preset with
+        """Whether a stream at ``sample_rate`` goes through :func:`~vocalsep.spleeter.stream.spleeter_stream`: a preset with
         Spleeter's framing and patches, at its own rate, with the ``bandlimited`` rule."""
         p = self.preset
         return (
             p.framing == "spleeter" and p.split_patches and sample_rate == p.sample_rate
             and self.front.fullband == "bandlimited" and self.front.shifts == 1
         )
-
-    @torch.inference_mode()
-    def _spleeter_chunk(self, chunk: np.ndarray, last: bool, stems: Sequence[str]) -> dict[str, np.ndarray]:
-        """One chunk of :meth:`_spleeter_stream`: the overlap-add contributions ``{stem: (channels, n)}``
-        of the chunk's frames (all of them on the last chunk, else those that lie inside it)."""
-        front = self.front
-        stft = front.low_stft
-        xs = front.prepare(chunk)
-        n = chunk.shape[-1]
-        zero_above = front.high_band == "zero"  # nothing above the modelled band
-        # only the modelled bins are needed unless a complement stem wants the whole mixture
-        low_only = zero_above and not self.options.complement and set(STEMS) <= set(self.models)
-        spec = stft.frame(_as_tensor(xs, self.device), pad_end=last, bins=self.preset.bins if low_only else None)
-        masks, primary, rest = self._stem_masks(spec, stems)
-        if zero_above:  # the inverse FFT zero-pads the bins above
-            out = {t: stft.overlap_add(apply_mask(spec[..., : m.shape[-2], :], m), n).cpu().numpy() for t, m in masks.items()}
-        else:
-            out = {t: stft.overlap_add(apply_mask(spec, front.extend(m)), n).cpu().numpy() for t, m in masks.items()}
-        if rest is not None:  # the mixture's own contribution minus the primary stem's
-            out[rest] = stft.overlap_add(spec, n).cpu().numpy() - out[primary]
-        if xs is not chunk:
-            out = {t: front.restore(y, chunk.shape[0]) for t, y in out.items()}
-        return {s: out[s] for s in stems}
-
-    def _spleeter_stream(self, blocks: Iterable[np.ndarray], channels: int, stems: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
-        """Spleeter's separation of a whole stream, exactly and in bounded memory.
-
-        Spleeter puts ``n_fft`` zeros before the signal, frames all of it, runs
-        the network on consecutive ``patch_frames``-frame patches and
-        overlap-adds the masked frames.  Here the padded stream is cut into
-        chunks that start every ``segment_frames`` frames (whole patches, so
-        the patches are Spleeter's own) and reach ``n_fft - hop`` samples
-        further, so that each chunk holds all of its frames; the chunks'
-        overlap-add contributions are summed where they overlap.  The result is
-        Spleeter's output up to float rounding, for any length.
-        """
-        p = self.preset
-        step = self.segment_frames * p.hop
-        segment = step + p.n_fft - p.hop
-
-        def padded():
-            yield np.zeros((channels, p.n_fft), np.float32)
-            yield from blocks
-
-        skip = p.n_fft
-        for out in overlap_sum(padded(), channels, segment, segment - step, lambda c, last: self._spleeter_chunk(c, last, stems)):
-            if skip:
-                k = min(skip, next(iter(out.values())).shape[-1])
-                out = {s: y[..., k:] for s, y in out.items()}
-                skip -= k
-            if next(iter(out.values())).shape[-1]:
-                yield out
 
     def segment_samples(self, sample_rate: int) -> tuple[int, int]:
         """(segment, overlap) in samples at ``sample_rate``.
@@ -320,7 +268,7 @@ class Separator:
         """Separate a stream of float32 ``(channels, n)`` blocks; yields ``{stem: (channels, m)}`` blocks in order."""
         stems = self._check_stems(stems)
         if self._spleeter_exact(sample_rate):
-            yield from self._spleeter_stream(blocks, channels, stems)
+            yield from spleeter_stream(self, blocks, channels, stems)
             return
         segment, overlap = self.segment_samples(sample_rate)
         yield from overlap_add(blocks, channels, segment, overlap, lambda seg: self._separate_segment(seg, sample_rate, stems))
