@@ -24,3 +24,16 @@ def test_the_cli_is_a_package_of_small_modules():
     assert (cli / "__init__.py").is_file() and not (SRC / "cli.py").exists()
     for path in cli.glob("*.py"):
         assert len(path.read_text(encoding="utf-8").splitlines()) <= 300, path.name
+
+
+def test_module_docstrings_are_short():
+    """A module's docstring says what it does in about 25 lines; formats, APIs and rules in detail
+    belong in docs/."""
+    import ast
+
+    long = {}
+    for path in sorted(SRC.rglob("*.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")), clean=False)
+        if doc and len(doc.splitlines()) > 30:
+            long[path.relative_to(SRC).as_posix()] = len(doc.splitlines())
+    assert not long, f"module docstrings over 30 lines (move the detail to docs/): {long}"

@@ -1,39 +1,10 @@
 """Training mixtures of several sources: a recipe (JSON) that names them and their shares.
 
-A recipe lists sources, each a folder (or several) under the data root in one
-layout, and what each source gives to the training mixture::
-
-    {
-      "true_share": 0.4,           # share of patches that are a real track as it is
-      "vocal_db": [-8, 4],         # remixes: the voice's level over the accompaniment's, dB
-      "mix_dbfs": [-28, -14],      # remixes: the mixture's RMS level, dBFS
-      "pan": 0.3,                  # mono voices and accompaniments: pan position in [-pan, pan]
-      "swap_channels": 0.5,        # probability that a stereo source's channels are swapped
-      "sources": [
-        {"name": "musdb", "layout": "musdb", "path": "musdb/train", "valid": ["TRACK", ...],
-         "true": 0.85, "vocals": 0.5, "accompaniment": 0.5},
-        {"name": "ssvd", "layout": "files", "role": "vocals", "path": "voices/ssvd", "vocals": 0.3},
-        {"name": "games", "layout": "files", "role": "accompaniment", "path": ["instrumental/wesnoth"],
-         "exclude_flagged": "instrumental/vocal-check.json", "accompaniment": 0.35}
-      ]
-    }
-
-- ``layout``: a dataset layout of :mod:`vocalsep.data.datasets` (``mir1k``,
-  ``stems``, ``musdb``: tracks with both stems), ``files`` (each audio file is
-  one track of the source's ``role``) or ``folder-mix`` (each folder's audio
-  files, summed, are one track: a song delivered as several backing stems).
-- ``true``, ``vocals``, ``accompaniment``: the source's weight in each pool.
-  A patch is a real track with probability ``true_share`` (its source drawn by
-  ``true`` weight), else a remix: a voice from the ``vocals`` pool over an
-  accompaniment from the ``accompaniment`` pool, each source drawn by weight
-  and each track in proportion to its length.
-- ``valid``: groups (MIR-1K singers, track names) held out of training and
-  used for validation, whole.
-- ``exclude_flagged``: a ``vocal-check.json`` (``scripts/check_instrumental.py``);
-  its flagged files, and the folders that hold one for ``folder-mix``, are left out.
-- ``max_seconds``: use at most this much of the source (whole tracks, in a seeded order).
-
-Paths are relative to the data root given to ``vocalsep train --data``.
+A recipe lists sources, each a folder (or several) under the data root in one layout (a dataset
+layout of :mod:`vocalsep.data.datasets`, ``files`` or ``folder-mix``), with its weight in each
+pool (real tracks, voices, accompaniments), the groups it holds out for validation, the files a
+vocal check flagged, and the levels, pans and channel swaps of the remixes.  The format, field by
+field: docs/training.md, "The recipe format".
 """
 
 from __future__ import annotations

@@ -17,13 +17,7 @@ A rerun with the same ``out`` reuses every finished track and system whose
 setup is unchanged (metric, rate, preset, full-band rule, and for a model the
 hash of its weights) and computes only what is missing or failed.
 
-Which tracks count (as in the paper, only clips known to contain vocals):
-
-- with labels (MIR-1K ``vocal-nonvocal/*.vocal``, else ``pitch/*.pv``): the
-  track counts when at least one labelled frame has voice;
-- without labels: the vocal reference's energy in 20 ms frames; a frame is
-  voiced when its RMS is above ``VOICED_DBFS`` (-60 dBFS), and the track counts
-  when at least ``MIN_VOICED_SECONDS`` (0.5 s) of frames are voiced.
+Which tracks count (as in the paper, only clips known to contain vocals): docs/evaluation.md.
 
 Explicit outcomes instead of crashes or NaN: a track without vocals or with an
 all-zero reference is *excluded* (recorded with its reason, counted in the

@@ -22,12 +22,8 @@ in seconds), faded in and out over ``fade`` seconds (20 ms, raised cosine,
 against clicks), optionally mixed down to mono, and then loudness-normalised
 (ITU-R BS.1770-4 integrated loudness with pyloudnorm; a mono clip is measured
 as it is heard, on both ears): every clip gets the gain that brings it to
-``loudness`` LUFS (-23, EBU R128).  When that would make a clip's true peak
-(4x oversampled) exceed ``ceiling`` (-1 dBFS), the common target is lowered
-for all clips together, by at most ``prepare.MAX_TARGET_DROP_DB``; a clip that still would peak higher
-gets less gain and is named in a warning and in ``study.json``
-(``"limited_db"``).  A clip too quiet to measure (below the absolute gate of
--70 LUFS) keeps its level and is named in a warning.
+``loudness`` LUFS (-23, EBU R128), the common target lowered where a clip's true peak would pass
+``ceiling``; a clip too quiet to measure keeps its level (each rule: docs/listening-test.md).
 """
 
 from __future__ import annotations

@@ -9,24 +9,8 @@ every system exist.
 
 How excerpts are chosen, cut, faded and loudness-normalised: :mod:`vocalsep.listen.excerpts`.
 
-Control questions (hidden; one per kind unless ``controls`` says otherwise),
-each built on one excerpt and holding as many clips as a regular question:
-one planted clip with a known answer plus other systems' clips (unconstrained):
-
-=======================  ========================================  ==========
-question                 planted clip                              acceptable
-=======================  ========================================  ==========
-vocals-removal           the mixture itself                        1-2
-accompaniment-removal    the mixture itself                        1-2
-vocals-quality           the vocals, degraded (below)              1-3
-accompaniment-quality    the instrumental, degraded                1-3
-vocals-removal           the true vocal stem (only with ``vocals``) 5-7
-=======================  ========================================  ==========
-
-"Degraded": low-passed at 3.5 kHz (4th-order Butterworth), hard-clipped at 30 %
-of its peak, plus white noise ``excerpts.DEGRADE_NOISE_DB`` below its RMS (from the true vocal stem when
-given, else from the first system's stem).  The acceptable ranges are defaults
-for the researcher (the "expert") to review in ``study.json``.
+Control questions (hidden, each with one planted clip of known answer: the mixture itself, a
+degraded stem, the true vocal stem) and their acceptable ranges: docs/listening-test.md.
 
 Output is built in a hidden temporary folder beside ``out`` and renamed into
 place when complete, so an interrupted run leaves no half-made study.  Audio

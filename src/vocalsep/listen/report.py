@@ -8,18 +8,9 @@ passed every control); ``include_incomplete`` also counts the answers of
 participants who stopped early without failing a control.  Control items never
 enter the statistics.
 
-What each number is, per system and question (the unit is the participant,
-because one participant's ratings of several excerpts are not independent):
-
-- ``participants`` (n): counted participants who rated the system on the question;
-- ``ratings``: their ratings (n x excerpts when everyone finished);
-- ``mean``: the mean over participants of each participant's mean rating
-  (equal to the mean of all ratings when every participant rated every excerpt);
-- ``sd``: the standard deviation (n - 1) of the participants' mean ratings;
-- ``ci95_low``/``ci95_high``: the 95 % confidence interval of the mean,
-  t distribution with n - 1 degrees of freedom (``mean +- t * sd / sqrt(n)``);
-- ``rating_sd``: the standard deviation of the individual ratings (the spread
-  the paper's Figure 5 shows); ``median``: the median of the individual ratings.
+Per system and question the unit is the participant (one participant's ratings of several
+excerpts are not independent): n, mean of the participants' means, SD, 95 % confidence interval
+(t, n - 1), the ratings' own spread and median; each defined in docs/listening-test.md.
 
 Paired tests: for each question and pair of systems, the Wilcoxon signed-rank
 test (``scipy.stats.wilcoxon``: two-sided, zero differences dropped,

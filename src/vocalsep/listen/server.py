@@ -15,16 +15,7 @@ others (same text, same number of clips, opaque audio names); a failed
 control silently disqualifies the participant, who goes on to the end (their
 answers are kept and excluded from the results).
 
-API (JSON; errors are ``{"error": "..."}`` with 400, 401, 404, 409, 413 or 415)::
-
-    GET  api/study                      title, instructions, scale, number of items
-    POST api/participants               {"external_id": "..."}? -> 201 {"token": ...}
-    GET  api/p/TOKEN/state              {"total", "answered", "done", "completion_code"?, "item"?}
-    POST api/p/TOKEN/answer             {"position": n, "ratings": {"A": 1..7, ...},
-                                         "listened": {"A": seconds, ...}, "elapsed_ms": n?}
-    GET  api/admin/progress             (Authorization: Bearer ADMIN_TOKEN)
-    GET  api/admin/responses.csv        (Authorization: Bearer ADMIN_TOKEN)
-    GET  audio/NAME                     only the files the study names, with HTTP range support
+The JSON API (errors are ``{"error": "..."}``), route by route: docs/listening-test.md.
 
 An answer must be for the participant's next item (else 409); sending the
 same answer again is accepted and changes nothing (``"repeated": true``);

@@ -10,27 +10,7 @@ A study is a folder::
 study starts (question texts, instructions, Likert labels, the acceptable
 answers of the control questions, ``min_listen_seconds``,
 ``max_participants``); :func:`load_study` validates every field and names the
-offending one in a single line.  Its layout (``version`` 1)::
-
-    {
-      "format": "vocalsep-listening-study", "version": 1,
-      "title": "...", "instructions": "...",       # plain text, blank line = new paragraph
-      "scale": ["Poor", ..., "Perfect"],            # the Likert steps, rated 1..len(scale)
-      "min_listen_seconds": null,                   # null: a clip must be heard to its end
-      "max_participants": null,
-      "systems": ["unet", "baseline"],
-      "questions": [{"id": "vocals-quality", "target": "vocals", "label": "Vocals: quality",
-                     "text": "How good is ...?", "reference": false}, ...],
-      "excerpts": [{"id": "e01", "track": "song", "start": 12.3, "duration": 10.0,
-                    "reference": {"file": "audio/....wav"},
-                    "clips": {"unet": {"vocals": {"file": "audio/....wav"},
-                                       "accompaniment": {"file": ...}}, ...}}, ...],
-      "controls": [{"id": "control-1", "question": "vocals-removal", "excerpt": "e02",
-                    "clips": [{"file": "audio/....wav", "source": "mixture", "accept": [1, 2]},
-                              {"file": "audio/....wav", "source": "system", "system": "unet",
-                               "accept": null}]}, ...],
-      "prepare": {...}                              # how it was made (informative only)
-    }
+offending one in a single line.  Every field: docs/listening-test.md, "The study file".
 
 Every (question, excerpt) pair is one *item* (id ``QUESTION@EXCERPT``) whose
 clips are the systems' stems of the question's target; every control is one

@@ -10,27 +10,9 @@ instrumental sits inside the original, in the convention of
     original[t] ~= gain * instrumental[t + offset * rate]      (outside vocals)
 
 i.e. ``offset`` is the number of seconds the instrumental lags the original
-and ``instrumental x gain`` matches the original.  Steps:
-
-1. both files decoded, the instrumental resampled (soxr) to the original's
-   rate and given the original's channel count exactly as the manifest
-   loader does;
-2. coarse offsets: cross-correlation of onset envelopes (the positive time
-   difference of log energies in 24 bands, 10 ms frames, at 8 kHz), which
-   ignores phase, gain and lossy coding; its 5 best peaks at least 100 ms
-   apart are kept, since music repeats every beat and bar and the best
-   envelope peak can be a beat off;
-3. each refined to the sample at the original's rate by generalised
-   cross-correlation with phase transform (GCC-PHAT) of the waveforms on up
-   to 8 excerpts of 2 s, within 30 ms of the coarse offset; the offset
-   leaving the least residual energy wins;
-4. gain by least squares, first on all samples, then again on the frames
-   outside the vocal regions;
-5. residual ``original - gain * instrumental`` per 50 ms frame: the
-   residual-to-original ratio (dB) of the cleanest 5 % of frames is the
-   floor; frames more than ``vocal_margin_db`` above it are vocal; the
-   residual level outside vocal regions and the vocal activity (the share of
-   frames that are vocal) decide acceptance.
+and ``instrumental x gain`` matches the original: coarse offsets from onset envelopes, each
+refined to the sample by GCC-PHAT, the gain by least squares outside the vocal regions, and
+the residual deciding acceptance (every step and threshold: docs/mining.md).
 
 Results are plain JSON-able dicts (they travel between processes and Ray
 workers and are stored as files).  Arrays are float32 ``(channels, samples)``.

@@ -10,13 +10,8 @@ re-encoded as MP3) with a title in one of the styles real catalogues use
 Track, Minus One, Off Vocal, Inst., Instr., MR, オフボーカル, カラオケ,
 インスト, 伴奏, 纯音乐, 반주, and Spanish, French, German, Portuguese,
 Italian and Russian forms) and an artist name written differently; plus
-distractors, two per song in turn (:data:`DISTRACTORS`): live versions,
-remixes, a cappellas, an extended instrumental (different duration), a copy of
-the original, "instrumentals" that are the original (decoded-identical or
-re-encoded), an unrelated accompaniment under a similar title, a
-re-recorded karaoke version (1 % slower), the instrumental of a remix, a TV-size
-edit and a TV-size instrumental, an a cappella and a live version titled in
-other languages.  ``truth.json`` records what each entry is.
+distractors, two per song in turn (:data:`DISTRACTORS`: live versions, remixes, a cappellas,
+copies, look-alike instrumentals, edits, titles in other languages).  ``truth.json`` records what each entry is.
 ``forms="basic"`` builds a smaller catalogue: 8 title styles, the first 9
 distractors, no song titles in other languages.
 
