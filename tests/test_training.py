@@ -47,6 +47,23 @@ def test_train_cli_few_steps(mir, tmp_path):
     assert r.returncode == 2 and "--resume" in r.stderr
 
 
+def test_train_config_file(mir, tmp_path):
+    """--config FILE.json sets any setting by its config.json name; an option given on the command
+    line wins over the file; unknown settings and unreadable files are one-line usage errors."""
+    cfg = tmp_path / "more.json"
+    cfg.write_text(json.dumps({"warmup_steps": 3, "lr": 0.01, "seed": 5, "epochs": 1.0}))
+    out = tmp_path / "run"
+    r = train_cli("--data", mir, "--out", out, "--steps", "2", "--lr", "0.002", "--config", cfg, *TINY)
+    assert r.returncode == 0, r.stderr
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["warmup_steps"], saved["lr"], saved["seed"], saved["epochs"]) == (3, 0.002, 5, 1.0)
+    cfg.write_text(json.dumps({"warmup": 3}))
+    r = train_cli("--data", mir, "--out", tmp_path / "bad", "--steps", "2", "--config", cfg, *TINY)
+    assert r.returncode == 2 and "unknown settings warmup" in r.stderr and "Traceback" not in r.stderr
+    r = train_cli("--data", mir, "--out", tmp_path / "bad", "--steps", "2", "--config", tmp_path / "none.json", *TINY)
+    assert r.returncode == 2 and "none.json" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
 def test_resume_after_a_kill_gives_the_same_weights(mir, tmp_path):
     common = ["--data", mir, "--steps", "6", "--steps-per-epoch", "2", "--valid-groups", "cat", "--target", "accompaniment", "--no-skip", *TINY]
     r = train_cli(*common, "--out", tmp_path / "straight")

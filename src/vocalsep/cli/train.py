@@ -24,7 +24,8 @@ def add_train_parser(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--target", choices=list(STEMS), default="vocals")
     p.add_argument("--preset", default="jansson2017",
                    help="signal-processing preset: jansson2017 (the paper's: 8192 Hz, window 1024, hop 768), jansson2017-hop384 "
-                   "(the same with half the hop) or spleeter (44.1 kHz stereo, Spleeter's network; with --recipe) (default: jansson2017)")
+                   "(the same with half the hop), jansson2017-44k, spleeter or spleeter-ratio (44.1 kHz stereo; with --recipe) "
+                   "(default: jansson2017)")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder: checkpoints, metrics.csv, split.json")
     p.add_argument("--no-skip", dest="skip", action="store_false", help="train the paper's baseline (no skip connections)")
     p.add_argument("--channels", type=lambda t: tuple(int(c) for c in t.split(",")), default=None, help="override the U-Net channels, e.g. 8,16,32")
@@ -42,10 +43,7 @@ def add_train_parser(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-min", type=float, default=1e-5, help="the learning rate at the end of the cosine schedule (default: 1e-5)")
-    p.add_argument("--warmup-steps", type=int, default=100, help="steps of linear learning-rate warm-up (default: 100)")
     p.add_argument("--steps", type=int, default=None, help="stop after this many steps")
-    p.add_argument("--epochs", type=float, default=None, help="stop after this many epochs")
-    p.add_argument("--time-budget", type=float, default=None, metavar="S", help="stop after this many seconds of training")
     p.add_argument("--stop-after", type=int, default=None, metavar="STEP",
                    help="end this stage at STEP, keeping the schedule of --steps; continue later with --resume")
     p.add_argument("--steps-per-epoch", type=int, default=None, help="steps between validations (default: training audio / patch / batch)")
@@ -62,26 +60,32 @@ def add_train_parser(sub, common: argparse.ArgumentParser) -> None:
                    help="processes preparing batches ahead (default 0: in the training process; on a GPU the sampler is the bottleneck, use several)")
     p.add_argument("--cache-dir", default=None, help="feature cache (default: beside --out)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    p.set_defaults(func=cmd_train)
+    p.add_argument("--config", default=None, metavar="FILE.json",
+                   help="more settings, by the names of a run's config.json (e.g. warmup_steps, epochs, time_budget); "
+                        "an option given here wins")
+    p.set_defaults(func=cmd_train, parser=p)
 
 
 def cmd_train(args) -> int:
     if not args.recipe:  # validation on whole tracks scores with BSS Eval (scipy); a recipe's validation does not
         need_extra("train", "train")
-    from ..training import Augment, TrainConfig, fit
+    from ..training import TrainConfig, fit
 
+    given = {  # the command line's settings, by TrainConfig's names
+        "data": args.data, "out": args.out, "dataset": args.dataset, "recipe": args.recipe, "patch_frames": args.patch_frames,
+        "target": args.target, "preset": args.preset, "skip": args.skip, "channels": args.channels, "dropout": args.dropout,
+        "target_rule": args.target_rule, "loss": args.loss, "precision": args.precision, "device": args.device,
+        "batch_size": args.batch_size, "lr": args.lr, "lr_min": args.lr_min, "steps": args.steps, "stop_after": args.stop_after,
+        "steps_per_epoch": args.steps_per_epoch, "valid_groups": args.valid_groups, "valid_fraction": args.valid_fraction,
+        "valid_seconds": args.valid_seconds,
+        "augment": {"remix": args.remix}, "init": args.init, "seed": args.seed, "threads": args.threads,
+        "workers": args.workers, "cache_dir": args.cache_dir, "resume": args.resume,
+    }
+    settings = _config_file(args.config, args) if args.config else {}
     try:
-        cfg = TrainConfig(
-            data=args.data, out=args.out, dataset=args.dataset, recipe=args.recipe, patch_frames=args.patch_frames, target=args.target, preset=args.preset, skip=args.skip,
-            channels=args.channels, dropout=args.dropout, target_rule=args.target_rule, loss=args.loss, precision=args.precision, device=args.device, batch_size=args.batch_size, lr=args.lr, lr_min=args.lr_min,
-            warmup_steps=args.warmup_steps, steps=args.steps, epochs=args.epochs, time_budget=args.time_budget, stop_after=args.stop_after,
-            steps_per_epoch=args.steps_per_epoch, valid_groups=args.valid_groups, valid_fraction=args.valid_fraction,
-            valid_seconds=args.valid_seconds,
-            augment=Augment(remix=args.remix),
-            init=args.init, seed=args.seed, threads=args.threads, workers=args.workers, cache_dir=args.cache_dir, resume=args.resume,
-            progress=not args.quiet and sys.stderr.isatty(),
-        )
-    except ValueError as exc:
+        cfg = TrainConfig.from_dict({**given, **settings, **_explicit(given, args), "data": args.data, "out": args.out,
+                                     "progress": not args.quiet and sys.stderr.isatty()})
+    except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     logging.getLogger("vocalsep").setLevel(logging.INFO if not args.quiet else logging.ERROR)
     summary = fit(cfg)
@@ -91,3 +95,35 @@ def cmd_train(args) -> int:
               f"({summary['patches_per_s']:.1f} patches/s); last validation NSDR {last.get('valid_nsdr', float('nan')):.2f} dB; "
               f"best model {Path(summary['out']) / 'best.safetensors'}", file=sys.stderr)
     return EXIT_OK
+
+
+def _explicit(given: dict, args) -> dict:
+    """The settings of ``given`` whose option the user gave (a value other than its default)."""
+    defaults = {a.dest: a.default for a in args.parser._actions}
+    dest = {"augment": "remix"}
+    out = {}
+    for key, value in given.items():
+        option = dest.get(key, key)
+        if getattr(args, option) != defaults.get(option):
+            out[key] = value
+    return out
+
+
+def _config_file(path: str, args) -> dict:
+    """``--config FILE.json``: settings by TrainConfig's names (a JSON object, as a run's config.json
+    has them); they replace the command line's defaults, and the options the user gave replace them."""
+    import json
+
+    from ..training import TrainConfig
+
+    try:
+        settings = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"--config {path}: cannot read it ({str(exc).splitlines()[0][:200]})") from None
+    if not isinstance(settings, dict):
+        raise UsageError(f"--config {path}: not a JSON object of settings")
+    known = set(TrainConfig.__dataclass_fields__)
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise UsageError(f"--config {path}: unknown settings {', '.join(unknown)}")
+    return settings
