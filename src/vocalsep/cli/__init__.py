@@ -80,10 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, terminate) if threading.current_thread() is threading.main_thread() else None
     try:
         return args.func(args)
-    except UsageError as exc:
-        print(f"vocalsep: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except VocalsepError as exc:
+    except (UsageError, VocalsepError) as exc:
         print(f"vocalsep: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Terminated:
