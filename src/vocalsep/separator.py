@@ -333,9 +333,13 @@ class Separator:
             log.info("%s: all outputs exist, skipped (use --force to overwrite)", path)
             return {}
         made = missing_dirs([targets[s].parent for s in todo], Path(outdir).resolve())
+        writers = {}
         try:
-            writers = {s: AudioWriter(targets[s], reader.sample_rate, reader.channels, fmt=fmt, bit_depth=bit_depth) for s in todo}
+            for s in todo:  # one by one: a signal between two leaves the first's temporary file to discard
+                writers[s] = AudioWriter(targets[s], reader.sample_rate, reader.channels, fmt=fmt, bit_depth=bit_depth)
         except BaseException:
+            for w in writers.values():
+                w.discard()
             remove_empty(made)
             raise
         io = SerialWorker()
