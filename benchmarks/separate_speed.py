@@ -410,7 +410,8 @@ def cli_command(cmd0: list[str], path: str, outdir, model_args: list[str], extra
 
 def cli_extra(args) -> list[str]:
     extra = ["--fullband", args.fullband] if args.fullband else []
-    return extra + (["--shifts", str(args.shifts)] if args.shifts else [])
+    return (extra + (["--shifts", str(args.shifts)] if args.shifts else [])
+            + (["--wiener", str(args.wiener)] if args.wiener is not None else []))
 
 
 def end_to_end(item: dict, model_args: list[str], args, env: dict[str, str], cmd0: list[str]) -> dict:
@@ -460,15 +461,17 @@ def end_to_end(item: dict, model_args: list[str], args, env: dict[str, str], cmd
 
 # -- in-process: model only and stages --------------------------------------------
 
-def load_separator(model_args: list[str], threads: int | None, fullband: str | None = None, shifts: int | None = None):
-    """The separator the CLI would build: default options, except ``--fullband`` and ``--shifts`` if given."""
+def load_separator(model_args: list[str], threads: int | None, fullband: str | None = None, shifts: int | None = None,
+                   wiener: int | None = None):
+    """The separator the CLI would build: default options, except ``--fullband``, ``--shifts`` and ``--wiener`` if given."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     from vocalsep.separator import SeparationOptions, Separator
 
-    options = SeparationOptions(**{k: v for k, v in (("fullband", fullband), ("shifts", shifts)) if v})
+    options = SeparationOptions(**{k: v for k, v in (("fullband", fullband), ("shifts", shifts)) if v},
+                                **({"wiener": wiener} if wiener is not None else {}))
     return Separator.from_pretrained(model_args if len(model_args) > 1 else model_args[0], options)
 
 
@@ -795,6 +798,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="pass --fullband to the CLI and use it in process (default: the separator's own default)")
     ap.add_argument("--shifts", type=int, default=None, metavar="N",
                     help="pass --shifts N to the CLI and use it in process (default: the separator's own, 1)")
+    ap.add_argument("--wiener", type=int, default=None, metavar="N",
+                    help="pass --wiener N to the CLI and use it in process (default: the separator's own)")
     ap.add_argument("--skip-cli", action="store_true", help="skip the end-to-end command-line runs")
     ap.add_argument("--skip-inprocess", action="store_true", help="skip model-only and stage timings")
     args = ap.parse_args(argv)
@@ -835,11 +840,12 @@ def main(argv: list[str] | None = None) -> int:
     say(f"model: {model['note']}")
     res["settings"] = {"repeat": args.repeat, "threads": args.threads, "command": cli_command(cmd0, "FILE", "OUTDIR", model["args"], cli_extra(args)),
                        "fullband": args.fullband or "(the CLI's default)", "shifts": args.shifts or "(the CLI's default, 1)",
+                       "wiener": "(the CLI's default)" if args.wiener is None else args.wiener,
                        "wait_idle_s": args.wait_idle, "output": "WAV 16-bit (default)"}
 
     if not args.skip_inprocess:
         say("in process:")
-        sep = load_separator(model["args"], args.threads, args.fullband, args.shifts)
+        sep = load_separator(model["args"], args.threads, args.fullband, args.shifts, args.wiener)
         res["options"] = dataclasses.asdict(sep.options)
         idle_mo = wait_idle(args.wait_idle)
         with own_load() as load_mo:

@@ -122,7 +122,7 @@ def test_the_extras_of_pyproject_match_the_commands_checks():
     assert names(extras["listen"]) >= {"flask", "waitress", "pyloudnorm", "scipy", "matplotlib"}
     test = extras["test"]
     included = next(r for r in test if r.startswith("vocalsep["))
-    assert set(included[len("vocalsep["):-1].split(",")) == {"eval", "train", "mine", "listen", "web", "wiener"}
+    assert set(included[len("vocalsep["):-1].split(",")) == {"eval", "train", "mine", "listen", "web"}
 
 
 def test_train_with_a_recipe_needs_no_extra(tmp_path):

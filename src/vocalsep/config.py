@@ -146,6 +146,12 @@ class Preset:
       (``vocalsep.separator``): ``"fp32"``; ``"bf16"``; ``"auto"``: bfloat16
       where the device has bfloat16 instructions, else float32.  A separation
       option overrides it.  It does not change training.
+    - ``wiener``: EM iterations of the multichannel Wiener filter that refines
+      the two networks' stems (``vocalsep.separation.masks.wiener_stems``); 0:
+      none, the ``combine`` rule's masks.  It applies with the ``"bandlimited"``
+      full-band rule and both networks; a separation option overrides it.  A
+      stored preset from before the field takes the value of the preset of its
+      name.
     """
 
     name: str = "jansson2017"
@@ -164,6 +170,7 @@ class Preset:
     channel_mode: str = "batch"
     split_patches: bool = False
     precision: str = "fp32"  # jansson2017: float32 networks
+    wiener: int = 0  # no Wiener filter
 
     def __post_init__(self) -> None:
         if isinstance(self.unet, dict):
@@ -181,6 +188,8 @@ class Preset:
         _check(self.framing in FRAMINGS, f"framing must be one of {FRAMINGS}")
         _check(self.channel_mode in CHANNEL_MODES, f"channel_mode must be one of {CHANNEL_MODES}")
         _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}")
+        _check(isinstance(self.wiener, int) and not isinstance(self.wiener, bool) and 0 <= self.wiener <= 10,
+               "wiener must be a whole number of EM iterations from 0 to 10")
         if self.channel_mode == "stereo":
             _check(self.unet.in_channels == 2 and self.unet.out_channels == 2, "channel_mode 'stereo' needs a U-Net with 2 input and 2 output channels")
         else:
@@ -206,6 +215,8 @@ class Preset:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         _check(not unknown, f"unknown preset keys: {sorted(unknown)}")
+        if "wiener" not in data and data.get("name") in PRESETS:  # stored before the field
+            data["wiener"] = PRESETS[data["name"]].wiener
         unet_known = {f.name for f in dataclasses.fields(UNetConfig)}
         _check(not (set(unet) - unet_known), f"unknown U-Net keys: {sorted(set(unet) - unet_known)}")
         return cls(unet=UNetConfig(**unet), **data)
@@ -254,7 +265,7 @@ SPLEETER = Preset(
 # The shipped default's processing: Spleeter's network, STFT and patches; the two stems' masks are
 # the ratio of the networks' output spectrograms, |v| / (|v| + |a|) (Spleeter squares them: ratio2),
 # and the band above the modelled 11 kHz gets each mask's mean over its top 1 kHz (Spleeter: zeros).
-SPLEETER_RATIO = replace(SPLEETER, name="spleeter-ratio", combine="ratio", high_band="edge")
+SPLEETER_RATIO = replace(SPLEETER, name="spleeter-ratio", combine="ratio", high_band="edge", wiener=1)
 
 # The paper's network and spectrogram with half its hop: 384 samples (47 ms)
 # instead of 768, so frames overlap by 62.5 % instead of 25 %: a finer time grid

@@ -182,8 +182,10 @@ class Separator:
         inp = front.model_input(mag)
         nets = self._networks()
         raw = {t: front.model_masks(nets[t](inp), spec.shape[-1]) for t in targets}
-        if self.options.wiener is not None and len(targets) == 2:
-            masks = wiener_masks(spec[:, : self.preset.bins], {t: m.float() * mag for t, m in raw.items()}, self.options.wiener)
+        # the Wiener filter models the stems' stereo images: with the same signal in every channel (a mono
+        # input, duplicated, or dual-mono stereo) it has none to model, and the combine rule's masks stay
+        if self.settings.wiener and len(targets) == 2 and not all(torch.equal(spec[0], c) for c in spec[1:]):
+            masks = wiener_masks(spec[:, : self.preset.bins], {t: m.float() * mag for t, m in raw.items()}, self.settings.wiener)
         else:
             masks = combine_masks(front.combine_inputs(raw, mag, rule), rule)
         if rule != "independent" and not complement and other in self.models:

@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from .._argtypes import shifts
+from .._argtypes import shifts, wiener
 from ..config import COMBINE_RULES, FULLBAND_RULES, PAD_RULES, PRECISIONS
 
 DEVICES = ("cpu", "cuda")
@@ -40,7 +40,7 @@ def configure_logging(verbose: bool, quiet: bool) -> None:
 # -- the separation options of separate and evaluate
 
 def add_separation_options(parser: argparse.ArgumentParser, *, systems: bool = False) -> None:
-    """--fullband, --combine, --pad, --shifts, --precision and --device, with the choices of vocalsep.config.
+    """--fullband, --combine, --pad, --shifts, --wiener, --precision and --device, with the choices of vocalsep.config.
 
     Each default ``None`` leaves the choice to the model's preset (or the separator's default).  ``systems``
     (evaluate) adds which systems each option changes: the model systems, and for --fullband and --shifts the oracle."""
@@ -60,6 +60,10 @@ def add_separation_options(parser: argparse.ArgumentParser, *, systems: bool = F
                         help="separate each segment N times, delayed by 1/N of the model's hop each time, and average the stems "
                         "(N times the network work); with N > 1 the full-band rule is bandlimited unless --fullband says otherwise"
                         + both + " (default: 1)")
+    parser.add_argument("--wiener", type=wiener, default=None, metavar="N",
+                        help="refine the two networks' stems with a multichannel Wiener filter of N EM iterations, as Open-Unmix "
+                        "does (with the bandlimited full-band rule); 0: off" + note + " (default: the model's preset's: 1 for "
+                        "spleeter-ratio, the default model's, 0 for the others)")
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
                         help="number format of the networks: bf16 is faster on CPUs with bfloat16 instructions and changes the stems "
                         "slightly; auto: bf16 where the CPU has them" + note + " (default: the model's preset's: fp32 for "
@@ -75,7 +79,7 @@ def separation_options(args):
     separation option the command has and the user gave (the rest left to the model's preset)."""
     from ..separation.options import SeparationOptions
 
-    given = {k: getattr(args, k) for k in SEPARATION_FIELDS if getattr(args, k, None) not in (None, False)}
+    given = {k: v for k in SEPARATION_FIELDS if (v := getattr(args, k, None)) is not None and v is not False}
     return SeparationOptions(**given)
 
 

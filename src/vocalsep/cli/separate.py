@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .._argtypes import count, nonneg_seconds, positive_seconds, stems, wiener
+from .._argtypes import count, nonneg_seconds, positive_seconds, stems
 from .._cli_base import EXIT_FAILED, EXIT_OK, UsageError
 from .._memory import keep_freed_memory
 from ..config import HIGH_BAND_RULES
@@ -36,9 +36,6 @@ def add_separate_parser(sub, common: argparse.ArgumentParser) -> None:
                    help="mask above the modelled band: edge, each frame's mean mask over the top 1 kHz of the modelled band; "
                    "zero, nothing above it (default: the model's preset's: edge for jansson2017 and spleeter-ratio, zero for spleeter)")
     p.add_argument("--complement", action="store_true", help="mixture-consistent stems: accompaniment = mixture - vocals")
-    p.add_argument("--wiener", type=wiener, default=None, metavar="N",
-                   help="refine the two networks' stems with a multichannel Wiener filter and N EM iterations (norbert, as "
-                   "Open-Unmix does; needs the bandlimited full-band rule and pip install 'vocalsep[wiener]') (default: off)")
     p.add_argument("-j", "--jobs", type=count, default=1, metavar="N", help="files separated in parallel (default: 1)")
     p.add_argument("--threads", type=count, default=None, metavar="N", help="torch threads (default: all cores, shared among --jobs)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")

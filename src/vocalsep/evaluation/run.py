@@ -159,6 +159,8 @@ def evaluate(config: EvalConfig | None = None, **kwargs) -> dict:
     options_text += f";pad={sep.pad}"  # part of every run's identity (scores stored without it are not reused)
     if sep.shifts > 1:  # one framing (the default) keeps the identities of earlier runs
         options_text += f";shifts={sep.shifts}"
+    if sep.wiener is not None:
+        options_text += f";wiener={sep.wiener}"
     identities = {s.name: s.identity(options_text) for s in specs}
     setup = {"metric": cfg.metric, "variant": VARIANTS[cfg.metric], "rate": rate, "dataset": layout_of(cfg),
              "data": str(cfg.data)}  # as the user gave it: a report names its data that way

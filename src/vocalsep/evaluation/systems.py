@@ -76,10 +76,16 @@ class SystemSpec:
         if self.kind == "model":
             from ..models import resolve_model
 
+            from ..checkpoint import read_metadata
+            from ..config import Preset
+
             h = hashlib.sha256()
-            for p in resolve_model(self.model)[1]:
+            paths = resolve_model(self.model)[1]
+            for p in paths:
                 h.update(Path(p).read_bytes())
-            return f"model:{self.value}:sha256={h.hexdigest()[:16]}:{options}"
+            # a preset's Wiener filter (a default that can change without the files) is part of the identity
+            wiener = max(Preset.from_json(read_metadata(p)["vocalsep.preset"]).wiener for p in paths)
+            return f"model:{self.value}:sha256={h.hexdigest()[:16]}:{options}" + (f";preset-wiener={wiener}" if wiener else "")
         if self.kind == "estimates":
             return f"estimates:{Path(self.value).resolve()}"
         if self.kind == "oracle":

@@ -35,7 +35,7 @@ class SpectralFrontEnd:
         self.device = device
         self.fullband = options.fullband
         self.high_band = options.high_band
-        if options.wiener is not None and self.fullband != "bandlimited":
+        if options.wiener and self.fullband != "bandlimited":
             raise ConfigError("the Wiener filter needs the bandlimited full-band rule (--fullband bandlimited)")
         self.low_stft = SpleeterSTFT(preset.n_fft, preset.hop) if preset.framing == "spleeter" else STFT(preset.n_fft, preset.hop)
         # frames of the model's grid before the one centred on sample 0 (Spleeter's framing: 2)

@@ -1,11 +1,11 @@
-"""Masks from the networks' outputs: combined by a rule, or refined by a multichannel Wiener filter;
-short segments padded by repetition."""
+"""Masks from the networks' outputs: combined by a rule, or refined by a multichannel Wiener filter
+(our own, in PyTorch: norbert's loop over frames cost more than the networks); short segments padded
+by repetition."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-import numpy as np
 import torch
 
 from ..config import COMBINE_RULES
@@ -41,26 +41,79 @@ def combine_masks(masks: Mapping[str, torch.Tensor], rule: str, eps: float = 1e-
     return {t: out[t] for t in masks}
 
 
-def wiener_masks(spec: torch.Tensor, outputs: Mapping[str, torch.Tensor], iterations: int) -> dict[str, torch.Tensor]:
-    """Complex masks ``{stem: (channels, bins, frames)}`` of a multichannel Wiener filter.
+# The Wiener filter's constants: Open-Unmix's (its filtering.py) for the covariances' floor, and a
+# diagonal loading relative to each bin's power, which keeps the 2 x 2 inverse well conditioned in
+# float32 where the stems' spatial images are nearly the same (mono-like music).
+WIENER_EPS = 1e-10
+WIENER_LOADING = 1e-3
+WIENER_BINS = 128  # bins filtered at a time: each bin's model is its own, and memory stays small
 
-    ``spec`` is the mixture's complex STFT on the modelled bins ``(channels, bins, frames)`` and
-    ``outputs`` each stem's output spectrogram (mask x mixture magnitude) of the same shape.
-    norbert's ``wiener`` (Open-Unmix's filter) starts from their ratio mask and refines it with
-    ``iterations`` EM iterations, and returns complex stems ``y``; the mask is ``y / spec``.
+
+def wiener_stems(spec: torch.Tensor, outputs: torch.Tensor, iterations: int) -> torch.Tensor:
+    """Complex stems ``(sources, channels, bins, frames)`` of a multichannel Wiener filter.
+
+    ``spec`` is the mixture's complex STFT ``(channels, bins, frames)``, ``outputs`` each source's
+    magnitude estimate ``(sources, channels, bins, frames)``.  The stems start as the outputs' ratio
+    mask of the mixture; each of the ``iterations`` EM iterations then fits every source a power per
+    bin and frame and a spatial covariance per bin over the frames, and filters the mixture with
+    ``v_j R_j C^-1`` (Open-Unmix's and norbert's algorithm, vectorised over the frames in float32,
+    with the 2 x 2 inverse in closed form).  Channels are filtered in stereo pairs; an odd one alone.
     """
-    try:
-        import norbert
-    except ImportError:
-        raise ConfigError("the Wiener filter needs the norbert package: pip install 'vocalsep[wiener]'") from None
+    x = spec.to(torch.complex64)
+    v = outputs.float()
+    y = v / (v.sum(0, keepdim=True) + WIENER_EPS) * x
+    if not iterations:
+        return y
+    scale = max(1.0, float(x.abs().max()) / 10.0)  # as norbert: the mixture at most 10, for the floors
+    x, y = x / scale, y / scale
+    out = torch.empty_like(y)
+    for c in range(0, x.shape[0], 2):
+        pair = slice(c, min(c + 2, x.shape[0]))
+        for b in range(0, x.shape[1], WIENER_BINS):
+            bins = slice(b, b + WIENER_BINS)
+            out[:, pair, bins] = _em(y[:, pair, bins], x[pair, bins], iterations)
+    return out * scale
+
+
+def _em(y: torch.Tensor, x: torch.Tensor, iterations: int) -> torch.Tensor:
+    """``iterations`` EM iterations of the Wiener filter on one or two channels: ``y`` the sources'
+    complex estimates ``(J, C, B, T)``, ``x`` the mixture ``(C, B, T)``."""
+    eps = WIENER_EPS
+    for _ in range(iterations):
+        p = y.real.square() + y.imag.square()  # (J, C, B, T)
+        vj = p.mean(1)  # each source's power (J, B, T)
+        weight = vj.sum(-1, keepdim=True) + eps  # (J, B, 1)
+        if x.shape[0] == 1:  # one channel: the covariance is a scalar
+            r = p[:, 0].sum(-1, keepdim=True) / weight
+            c = (vj * r).sum(0)
+            c = c * (1 + WIENER_LOADING) + eps ** 0.5
+            y = (vj * r / c * x[0])[:, None]
+            continue
+        r00 = p[:, 0].sum(-1, keepdim=True) / weight
+        r11 = p[:, 1].sum(-1, keepdim=True) / weight
+        r01 = (y[:, 0] * y[:, 1].conj()).sum(-1, keepdim=True) / weight
+        c00, c11, c01 = (vj * r00).sum(0), (vj * r11).sum(0), (vj * r01).sum(0)
+        load = (c00 + c11).mul_(0.5 * WIENER_LOADING).add_(eps ** 0.5)
+        c00, c11 = c00 + load, c11 + load
+        det = c00 * c11 - (c01.real.square() + c01.imag.square())
+        z0 = (c11 * x[0] - c01 * x[1]) / det  # C^-1 x
+        z1 = (c00 * x[1] - c01.conj() * x[0]) / det
+        y = torch.stack([vj * (r00 * z0 + r01 * z1), vj * (r01.conj() * z0 + r11 * z1)], 1)
+    return y
+
+
+def wiener_masks(spec: torch.Tensor, outputs: Mapping[str, torch.Tensor], iterations: int) -> dict[str, torch.Tensor]:
+    """Complex masks ``{stem: (2, bins, frames)}`` of :func:`wiener_stems`: each stem over the mixture.
+
+    ``spec`` is the mixture's complex STFT on the modelled bins and ``outputs`` each stem's output
+    spectrogram (mask x mixture magnitude) of the same shape.
+    """
     names = list(outputs)
-    v = np.stack([outputs[t].float().cpu().numpy() for t in names], axis=-1).transpose(2, 1, 0, 3)  # frames, bins, ch, src
-    x = spec.cpu().numpy().transpose(2, 1, 0)  # frames, bins, ch
-    y = norbert.wiener(v.astype(np.float64), x.astype(np.complex128), iterations=iterations, use_softmask=True)
-    xc = np.conj(x)[..., None]
-    power = (np.abs(x) ** 2)[..., None]
-    m = np.where(power > 0, y * xc / np.maximum(power, 1e-30), 0).astype(np.complex64)  # frames, bins, ch, src
-    return {t: torch.from_numpy(np.ascontiguousarray(m[..., i].transpose(2, 1, 0))).to(spec.device) for i, t in enumerate(names)}
+    y = wiener_stems(spec, torch.stack([outputs[t] for t in names]), iterations)
+    x = spec.to(torch.complex64)
+    power = x.real.square() + x.imag.square()
+    inv = torch.where(power > 0, x.conj() / power.clamp_min(1e-30), torch.zeros_like(x))
+    return {t: y[i] * inv for i, t in enumerate(names)}
 
 
 def wrap_frames(x: torch.Tensor, frames: int) -> torch.Tensor:

@@ -36,18 +36,20 @@ class SeparationOptions:
     # framings per segment: the segment is separated ``shifts`` times, delayed by 0, 1/shifts, ...
     # of the model's hop, and the stems averaged (shift_average); 1: one framing
     shifts: int = 1
-    # None: the masks of combine; N >= 0: a multichannel Wiener filter (norbert) of the two networks'
-    # output spectrograms with N EM iterations instead (needs both models and the bandlimited rule)
+    # None: the preset's; 0: the masks of combine; N >= 1: a multichannel Wiener filter of the two
+    # networks' output spectrograms with N EM iterations instead (needs both models and the bandlimited rule)
     wiener: int | None = None
 
     def resolved(self, preset: Preset) -> "SeparationOptions":
         """These options with every unset field taken from ``preset``: the one place where a preset's
         defaults and the user's options meet.  Several framings (``shifts``) without a full-band rule
-        of their own use the paper's reconstruction (``bandlimited``)."""
+        of their own use the paper's reconstruction (``bandlimited``); the preset's Wiener filter
+        applies only with that rule."""
         fullband = self.fullband or preset.fullband
         if self.fullband is None and self.shifts > 1 and fullband == "interpolate":
             fullband = "bandlimited"
-        return replace(self, fullband=fullband, high_band=self.high_band or preset.high_band,
+        wiener = self.wiener if self.wiener is not None else preset.wiener if fullband == "bandlimited" else 0
+        return replace(self, fullband=fullband, high_band=self.high_band or preset.high_band, wiener=wiener,
                        combine=self.combine or preset.combine, segment_frames=self.segment_frames or preset.segment_frames,
                        precision=self.precision or preset.precision)
 
