@@ -184,29 +184,3 @@ def test_stages_with_stop_after_equal_one_run(data, tmp_path):
 
     a, b = load_file(tmp_path / "one" / "last.safetensors"), load_file(tmp_path / "staged" / "last.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
-
-
-def test_train_beside_a_frozen_partner(data, tmp_path):
-    """--config with a partner: the network trains on both stems of the pair's ratio masks, the partner
-    stays as it was, validation separates with both, and a partner of the same target is refused."""
-    common = ["--data", data, "--recipe", data / "recipe.json", "--preset", "jansson2017-44k", "--channels", "4,8,16",
-              "--patch-frames", "64", "--batch-size", "2", "--steps", "3", "--steps-per-epoch", "3", "--threads", "1",
-              "--cache-dir", tmp_path / "cache"]
-    assert train_cli(*common, "--target", "vocals", "--out", tmp_path / "voc").returncode == 0
-    partner = tmp_path / "voc" / "last.safetensors"
-    before = partner.read_bytes()
-    config = tmp_path / "partner.json"
-    config.write_text(json.dumps({"partner": str(partner)}))
-    r = train_cli(*common, "--target", "accompaniment", "--out", tmp_path / "joint", "--config", config)
-    assert r.returncode == 0, r.stderr
-    assert partner.read_bytes() == before
-    assert json.loads((tmp_path / "joint" / "config.json").read_text())["partner"] == str(partner)
-    assert train_cli(*common, "--target", "accompaniment", "--out", tmp_path / "alone").returncode == 0
-    from safetensors.torch import load_file
-
-    a, b = load_file(tmp_path / "joint" / "last.safetensors"), load_file(tmp_path / "alone" / "last.safetensors")
-    assert any(not torch.equal(a[k], b[k]) for k in a)  # the same draws, another loss
-    rows = (tmp_path / "joint" / "metrics.csv").read_text().strip().splitlines()
-    assert len(rows) == 2 and rows[-1].split(",")[4] not in ("", "nan")  # the pair's validation NSDR
-    r = train_cli(*common, "--target", "vocals", "--out", tmp_path / "same", "--config", config)
-    assert r.returncode == 2 and "partner" in r.stderr and "vocals model" in r.stderr

@@ -88,10 +88,6 @@ class TrainConfig:
     # the schedule, the optimiser and the step count start afresh (fine-tuning); ignored by --resume,
     # which continues from the interrupted run's own state
     init: str | None = None
-    # a model file of the other target, kept frozen (recipes only): the loss then scores both stems of the
-    # two networks' masks combined by the ratio rule (each mask over their sum, as the spleeter-ratio
-    # preset separates), so this network learns what the pair gets right, not its own mask alone
-    partner: str | None = None
     seed: int = 0
     threads: int | None = None
     workers: int = 0  # processes preparing batches ahead (0: in the training process)
@@ -116,8 +112,6 @@ class TrainConfig:
                 raise ConfigError("patch_frames is for recipe training (--recipe); other data use the preset's patch")
             if self.patch_frames < preset.unet.multiple:
                 raise ConfigError(f"patch_frames must be at least {preset.unet.multiple} (the U-Net's frame multiple)")
-        if self.partner is not None and self.recipe is None:
-            raise ConfigError("partner is for recipe training (--recipe)")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError("dropout must be in [0, 1)")
         if self.target_rule not in TARGET_RULES:

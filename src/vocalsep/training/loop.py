@@ -249,7 +249,6 @@ class _Run:
         self.resuming = bool(cfg.resume and self.state_path.exists())
         if self.init_path and not self.resuming:
             load_initial_weights(self.model, self.init_path, self.preset)
-        self.partner = self._load_partner() if cfg.partner else None
         self.optimiser = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.step, self.best, self.train_seconds = 0, -math.inf, 0.0
         self.initial = init_facts(self.init_path) if self.init_path and dist.rank == 0 and not self.resuming else None
@@ -257,26 +256,6 @@ class _Run:
         self.metrics_path = out / "metrics.csv"
         self.timing = {"data": 0.0, "forward": 0.0, "backward": 0.0}
         self.last_row: dict[str, Any] = {}
-
-    def _load_partner(self) -> torch.nn.Module:
-        """The frozen network of the other target (``TrainConfig.partner``)."""
-        from ..checkpoint import load_checkpoint
-        from ..errors import ModelError
-
-        other = "accompaniment" if self.cfg.target == "vocals" else "vocals"
-        try:
-            c = load_checkpoint(self.cfg.partner, self.dev)
-        except ModelError as exc:
-            raise ConfigError(f"partner: {exc}") from None
-        if c.target != other:
-            raise ConfigError(f"partner: {self.cfg.partner} is a {c.target} model; a {self.cfg.target} network trains beside a {other} one")
-        if replace(c.preset.unet, dropout=0.0) != replace(self.preset.unet, dropout=0.0) or c.preset.n_fft != self.preset.n_fft \
-                or c.preset.hop != self.preset.hop or c.preset.bins != self.preset.bins:
-            raise ConfigError(f"partner: {self.cfg.partner} does not take this preset's spectrogram and network")
-        model = c.model.float().eval()
-        for q in model.parameters():
-            q.requires_grad_(False)
-        return model
 
     def finished(self) -> bool:
         """Whether this run (or this stage of it: ``stop_after``) has trained enough."""
@@ -303,10 +282,10 @@ class _Run:
             said = ", ".join(f"{k} {v!r}" for k, v in removed.items())
             raise ConfigError(f"--resume: the interrupted run used settings that this version no longer has ({said}); "
                               "it cannot be continued, start a new run")
-        for key, default in (("target_rule", "magnitude"), ("loss", "l1"), ("recipe", None), ("patch_frames", None), ("partner", None)):
+        for key, default in (("target_rule", "magnitude"), ("loss", "l1"), ("recipe", None), ("patch_frames", None)):
             saved_cfg.setdefault(key, default)  # runs from before the option
         for key in ("data", "target", "preset", "skip", "channels", "dropout", "batch_size", "seed", "target_rule", "loss",
-                    "recipe", "patch_frames", "partner"):
+                    "recipe", "patch_frames"):
             have = list(saved_cfg[key]) if isinstance(saved_cfg.get(key), list) else saved_cfg.get(key)
             want = list(cfg.to_dict()[key]) if isinstance(cfg.to_dict()[key], tuple) else cfg.to_dict()[key]
             if have != want:
@@ -345,23 +324,12 @@ class _Run:
         ts = time.perf_counter()
         for g in self.optimiser.param_groups:
             g["lr"] = lr_at(cfg, step, self.total_steps)
-        batch = [t.to(dev, non_blocking=True) for t in next(batches)]
-        if self.partner is not None:
-            X, Y, w, Y_other = self.sampler.joint_features(*batch)
-        else:
-            X, Y, w = self.sampler.features(*batch)
+        X, Y, w = self.sampler.features(*(t.to(dev, non_blocking=True) for t in next(batches)))
         td = time.perf_counter()
         torch.manual_seed((cfg.seed * 1_000_003 + self.dist.rank * 7919 + step) % (2**63))
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
             mask = self.net(X)
-            if self.partner is not None:
-                with torch.no_grad():
-                    other = self.partner(X)
-        if self.partner is None:
-            loss = training_loss(cfg.loss, mask.float(), X, Y, w)
-        else:  # both stems of the ratio rule: this network's mask over the sum of both
-            own = mask.float() / (mask.float() + other.float()).clamp_min(1e-8)
-            loss = training_loss(cfg.loss, own, X, Y, w) + training_loss(cfg.loss, 1 - own, X, Y_other, w)
+        loss = training_loss(cfg.loss, mask.float(), X, Y, w)
         _sync(dev)
         tf = time.perf_counter()
         self.optimiser.zero_grad(set_to_none=True)
@@ -414,8 +382,7 @@ class _Run:
         row = {"step": step, "epoch": round(step / self.steps_per_epoch, 3), "train_loss": float(f"{train_loss:.6g}"),
                "lr": lr_at(cfg, step - 1, self.total_steps), "patches_per_s": round(rate, 2),
                "train_seconds": round(self.train_seconds, 1), "wall": round(time.perf_counter() - self.t0, 1)}
-        extra = {"partner": self.partner} if self.partner is not None else {}
-        row.update(self.validate_fn(self.model, self.preset, cfg.target, self.valid, self.patches, cfg.valid_seconds, **extra) if self.valid else
+        row.update(self.validate_fn(self.model, self.preset, cfg.target, self.valid, self.patches, cfg.valid_seconds) if self.valid else
                    {"valid_loss": float("nan"), "valid_nsdr": float("nan"), "valid_sdr": float("nan")})
         score = row["valid_nsdr"] if not math.isnan(row["valid_nsdr"]) else -row["valid_loss"] if not math.isnan(row["valid_loss"]) else -train_loss
         is_best = score > self.best

@@ -242,29 +242,19 @@ class MixSampler:
     def features(self, voc: torch.Tensor, acc: torch.Tensor, valids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(X, Y, w) from :meth:`batch`'s waveforms, on their device: mixture and target magnitudes
         ``(batch, channels, bins, patch_frames)`` and the frame weight ``(batch, 1, 1, patch_frames)``."""
-        X, Y, w, _ = self.joint_features(voc, acc, valids, other=False)
-        return X, Y, w
-
-    def joint_features(self, voc: torch.Tensor, acc: torch.Tensor, valids: torch.Tensor, other: bool = True):
-        """(X, Y, w, Y_other): :meth:`features` and the other target's magnitude (None unless ``other``),
-        for a loss on both stems (``TrainConfig.partner``)."""
         bins = self.preset.bins
         Xc = self.stft.forward(voc + acc)[..., :bins, : self.patch_frames]
+        Yc = self.stft.forward(voc if self.target == "vocals" else acc)[..., :bins, : self.patch_frames]
         X = Xc.abs()
-        targets = [voc, acc] if self.target == "vocals" else [acc, voc]
-        Ys = []
-        for wave in targets[: 2 if other else 1]:
-            Yc = self.stft.forward(wave)[..., :bins, : self.patch_frames]
-            if self.target_rule == "phase-sensitive":
-                Ys.append(torch.minimum((Yc * Xc.conj()).real / X.clamp_min(1e-12), X).clamp_min(0))
-            else:
-                Ys.append(Yc.abs())
-        Y, Y_other = Ys[0], (Ys[1] if other else None)
+        if self.target_rule == "phase-sensitive":
+            Y = torch.minimum((Yc * Xc.conj()).real / X.clamp_min(1e-12), X).clamp_min(0)
+        else:
+            Y = Yc.abs()
         # frames whose centre lies inside the valid samples
         lead = getattr(self.stft, "lead", 0)
         last = (lead + torch.div(valids.to(X.device) + self.preset.hop - 1, self.preset.hop, rounding_mode="floor")).clamp(max=X.shape[-1])
         w = (torch.arange(X.shape[-1], device=X.device) < last[:, None]).to(X.dtype)
-        return X, Y, w[:, None, None, :], Y_other
+        return X, Y, w[:, None, None, :]
 
     def valid_patches(self, tracks: list[MixTrack], count: int = 16) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Fixed patches of the validation tracks (no augmentation), for the validation loss."""

@@ -14,7 +14,6 @@ from ..config import Preset
 from ..evaluation.metrics import nsdr_scores
 from ..model import UNet
 from ..separator import SeparationOptions, Separator
-from ..stems import STEMS
 from .features import CachedTrack, PatchSampler
 from .losses import masked_l1
 from .mix import MixTrack
@@ -68,35 +67,29 @@ def plain_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def validate_mix(model: UNet, preset: Preset, target: str, tracks: list[MixTrack], patches, seconds: float | None,
-                 partner: UNet | None = None) -> dict[str, Any]:
+def validate_mix(model: UNet, preset: Preset, target: str, tracks: list[MixTrack], patches, seconds: float | None) -> dict[str, Any]:
     """Validation loss on fixed patches, and the target's global SDR on whole validation tracks through the real
     separator: ``valid_sdr`` the mean over tracks, ``valid_nsdr`` the mean improvement over the mixture itself,
-    ``valid_by_source`` the mean SDR per recipe source.  With the other target's ``partner`` network both
-    networks separate together, as they ship, and the means are over both stems."""
+    ``valid_by_source`` the mean SDR per recipe source."""
     model.eval()
     dev = next(model.parameters()).device
     losses = [masked_l1(model(X.to(dev)), X.to(dev), Y.to(dev), w.to(dev)).item() for X, Y, w in patches]
     # a copy: the separator may convert its networks (memory format, precision) inside inference mode
-    networks = {target: copy.deepcopy(model)}
-    if partner is not None:
-        networks[next(t for t in STEMS if t != target)] = copy.deepcopy(partner)
-    sep = Separator(networks, preset, SeparationOptions(), device=dev)
+    sep = Separator({target: copy.deepcopy(model)}, preset, SeparationOptions(), device=dev)
     sdrs, gains, by_source = [], [], {}
     for t in tracks:
-        if not set(networks) <= set(t.parts) or len(t.parts) < 2:
+        if target not in t.parts or len(t.parts) < 2:
             continue
         n = t.samples if seconds is None else min(t.samples, int(seconds * preset.sample_rate))
-        mix = t.mixture()[:, :n]
-        refs = {stem: t.get(stem, mix.shape[0])[:, :n] for stem in networks}
-        if not all(np.any(r) and np.any(mix - r) for r in refs.values()):
+        mix, ref = t.mixture()[:, :n], None
+        ref = t.get(target, mix.shape[0])[:, :n]
+        if not np.any(ref) or not np.any(mix - ref):
             continue
-        out = sep.separate(mix, preset.sample_rate)
-        for stem, ref in refs.items():
-            sdr = plain_sdr(ref, out[stem].numpy())
-            sdrs.append(sdr)
-            gains.append(sdr - plain_sdr(ref, mix))
-            by_source.setdefault(t.source, []).append(sdr)
+        est = sep.separate(mix, preset.sample_rate)[target].numpy()
+        sdr = plain_sdr(ref, est)
+        sdrs.append(sdr)
+        gains.append(sdr - plain_sdr(ref, mix))
+        by_source.setdefault(t.source, []).append(sdr)
     model.train()
     return {
         "valid_loss": float(np.mean(losses)) if losses else float("nan"),
