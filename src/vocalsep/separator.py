@@ -345,6 +345,7 @@ class Separator:
             remove_empty(made)
             raise
         io = SerialWorker()
+        blocks = stream = None
         try:
             total = 0
             peak = 0.0
@@ -356,7 +357,9 @@ class Separator:
                     peak = max(peak, float(b.max()), float(-b.min()))
                     yield b
 
-            for out in self.separate_stream(prefetch(counted(reader.blocks())), reader.sample_rate, reader.channels, todo):
+            blocks = prefetch(counted(reader.blocks()))
+            stream = self.separate_stream(blocks, reader.sample_rate, reader.channels, todo)
+            for out in stream:
                 n = 0
                 for s, y in out.items():
                     if not np.isfinite(y).all():
@@ -373,6 +376,10 @@ class Separator:
             io.close()
             written = {s: w.commit() for s, w in writers.items()}  # inside the try: a signal may come here too
         except BaseException as exc:
+            # stop the decoder's thread first: an exit on a signal must not find it still decoding
+            for gen in (stream, blocks):
+                if gen is not None:
+                    gen.close()
             io.close()
             for w in writers.values():
                 w.discard()
