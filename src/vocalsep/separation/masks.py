@@ -59,20 +59,41 @@ def wiener_stems(spec: torch.Tensor, outputs: torch.Tensor, iterations: int) -> 
     ``v_j R_j C^-1`` (Open-Unmix's and norbert's algorithm, vectorised over the frames in float32,
     with the 2 x 2 inverse in closed form).  Channels are filtered in stereo pairs; an odd one alone.
     """
-    x = spec.to(torch.complex64)
-    v = outputs.float()
-    y = v / (v.sum(0, keepdim=True) + WIENER_EPS) * x
-    if not iterations:
-        return y
-    scale = max(1.0, float(x.abs().max()) / 10.0)  # as norbert: the mixture at most 10, for the floors
-    x, y = x / scale, y / scale
-    out = torch.empty_like(y)
-    for c in range(0, x.shape[0], 2):
-        pair = slice(c, min(c + 2, x.shape[0]))
-        for b in range(0, x.shape[1], WIENER_BINS):
+    return torch.stack(_wiener(spec, list(outputs), iterations, masks=False))
+
+
+def wiener_masks(spec: torch.Tensor, outputs: Mapping[str, torch.Tensor], iterations: int) -> dict[str, torch.Tensor]:
+    """Complex masks ``{stem: (channels, bins, frames)}`` of :func:`wiener_stems`: each stem over the mixture.
+
+    ``spec`` is the mixture's complex STFT on the modelled bins and ``outputs`` each stem's output
+    spectrogram (mask x mixture magnitude) of the same shape.
+    """
+    names = list(outputs)
+    return dict(zip(names, _wiener(spec, [outputs[t] for t in names], iterations, masks=True)))
+
+
+def _wiener(spec: torch.Tensor, outputs: list[torch.Tensor], iterations: int, masks: bool) -> list[torch.Tensor]:
+    """Each source's stem (or, with ``masks``, the stem over the mixture), filtered a stereo pair of
+    channels and :data:`WIENER_BINS` bins at a time, so that its working memory stays small."""
+    out = [torch.empty(spec.shape, dtype=torch.complex64, device=spec.device) for _ in outputs]
+    scale = max(1.0, float(spec.abs().max()) / 10.0)  # as norbert: the mixture at most 10, for the floors
+    for c in range(0, spec.shape[0], 2):
+        pair = slice(c, min(c + 2, spec.shape[0]))
+        for b in range(0, spec.shape[1], WIENER_BINS):
             bins = slice(b, b + WIENER_BINS)
-            out[:, pair, bins] = _em(y[:, pair, bins], x[pair, bins], iterations)
-    return out * scale
+            x = spec[pair, bins].to(torch.complex64) / scale
+            v = torch.stack([o[pair, bins].float() for o in outputs])
+            y = v / (v.sum(0, keepdim=True) + WIENER_EPS) * x
+            if iterations:
+                y = _em(y, x, iterations)
+            if masks:
+                power = x.real.square() + x.imag.square()
+                y = y * torch.where(power > 0, x.conj() / power.clamp_min(1e-30), torch.zeros_like(x))
+            else:
+                y = y * scale
+            for o, yj in zip(out, y):
+                o[pair, bins] = yj
+    return out
 
 
 def _em(y: torch.Tensor, x: torch.Tensor, iterations: int) -> torch.Tensor:
@@ -100,20 +121,6 @@ def _em(y: torch.Tensor, x: torch.Tensor, iterations: int) -> torch.Tensor:
         z1 = (c00 * x[1] - c01.conj() * x[0]) / det
         y = torch.stack([vj * (r00 * z0 + r01 * z1), vj * (r01.conj() * z0 + r11 * z1)], 1)
     return y
-
-
-def wiener_masks(spec: torch.Tensor, outputs: Mapping[str, torch.Tensor], iterations: int) -> dict[str, torch.Tensor]:
-    """Complex masks ``{stem: (2, bins, frames)}`` of :func:`wiener_stems`: each stem over the mixture.
-
-    ``spec`` is the mixture's complex STFT on the modelled bins and ``outputs`` each stem's output
-    spectrogram (mask x mixture magnitude) of the same shape.
-    """
-    names = list(outputs)
-    y = wiener_stems(spec, torch.stack([outputs[t] for t in names]), iterations)
-    x = spec.to(torch.complex64)
-    power = x.real.square() + x.imag.square()
-    inv = torch.where(power > 0, x.conj() / power.clamp_min(1e-30), torch.zeros_like(x))
-    return {t: y[i] * inv for i, t in enumerate(names)}
 
 
 def wrap_frames(x: torch.Tensor, frames: int) -> torch.Tensor:
