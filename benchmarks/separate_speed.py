@@ -521,6 +521,7 @@ def model_only(sep, clip: np.ndarray, rate: int, repeat: int, minutes: float = 3
         "x_realtime": audio_s / med,
         "x_realtime_best": audio_s / min(times),
         "threads": torch.get_num_threads(),
+        "precision": sep.precision,  # the networks' number format here (auto: bf16 only where the CPU has it)
     }
 
 

@@ -74,7 +74,8 @@ def speed_rows(label: str, path: Path) -> list[str]:
         rows.append(f"| {label} | {r['minutes']:g} minutes | {r['wall_s']:.2f} s | {r['x_realtime']:.1f}x | {r['peak_rss_mb']:.0f} MB |")
     mo = res.get("model_only")
     if mo:
-        rows.append(f"| {label} | the two U-Nets alone, 3 minutes of stereo | {mo['time_s']:.2f} s | {mo['x_realtime']:.0f}x | - |")
+        precision = {"fp32": ", float32", "bf16": ", bfloat16"}.get(mo.get("precision"), "")
+        rows.append(f"| {label} | the two U-Nets alone, 3 minutes of stereo{precision} | {mo['time_s']:.2f} s | {mo['x_realtime']:.0f}x | - |")
     return rows
 
 
