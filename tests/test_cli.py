@@ -160,6 +160,7 @@ def test_shipped_default_model_separates(tmp_path, song_wav):
     assert sr == 22050 and y.shape == (synth_song().shape[1], 2)
     r = run("info", "default")
     assert r.returncode == 0 and "target:        vocals" in r.stdout and "target:        accompaniment" in r.stdout
+    assert "Wiener filter 1 EM iteration" in r.stdout  # the shipped files' preset, stored before the field
 
 
 def test_shipped_fine_model_separates(tmp_path, song_wav):

@@ -74,10 +74,9 @@ class SystemSpec:
     def identity(self, options: str) -> str:
         """What the stored scores of this system depend on: a rerun reuses them only when this is unchanged."""
         if self.kind == "model":
-            from ..models import resolve_model
-
             from ..checkpoint import read_metadata
             from ..config import Preset
+            from ..models import resolve_model
 
             h = hashlib.sha256()
             paths = resolve_model(self.model)[1]
