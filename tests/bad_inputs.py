@@ -540,8 +540,10 @@ def _wait_for_part(out: Path, proc: subprocess.Popen, seconds: float = 240) -> b
 def _sigterm(root: Path, models: Path, jobs: int = 1, sig: int = signal.SIGTERM) -> list[str]:
     """SIGTERM to the command, or SIGINT to its process group (what Ctrl-C does)."""
     out = root / f"signal-{int(sig)}-{jobs}"
+    # PYTHONFAULTHANDLER: a crash prints every thread's Python stack, which the problem then quotes
     proc = subprocess.Popen([sys.executable, "-m", "vocalsep", "separate", str(root / "long"), "-o", str(out), "-m", str(models), "-j", str(jobs)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env=dict(os.environ, PYTHONFAULTHANDLER="1"))
     workers: list[int] = []
     try:
         if not _wait_for_part(out, proc):
@@ -559,7 +561,7 @@ def _sigterm(root: Path, models: Path, jobs: int = 1, sig: int = signal.SIGTERM)
     problems = []
     code, said = (143, "vocalsep: terminated") if sig == signal.SIGTERM else (130, "vocalsep: interrupted")
     if proc.returncode != code:
-        problems.append(f"exit code {proc.returncode}, expected {code}")
+        problems.append(f"exit code {proc.returncode}, expected {code}" + (f"; its stderr ends: {err[-3000:]}" if proc.returncode < 0 else ""))
     if said not in err:
         problems.append(f"{said!r} not said")
     if "Traceback" in err or "Warning" in err:

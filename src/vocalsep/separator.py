@@ -41,6 +41,7 @@ from torch import nn
 from .audio import AudioReader, AudioWriter
 from .checkpoint import Checkpoint, load_checkpoint
 from ._atomic import missing_dirs, remove_empty
+from ._signals import deferred_signals
 from ._threads import SerialWorker, prefetch
 from .chunking import overlap_add
 from .config import Preset
@@ -336,17 +337,13 @@ class Separator:
             return {}
         made = missing_dirs([targets[s].parent for s in todo], Path(outdir).resolve())
         writers = {}
+        io = blocks = stream = None
         try:
-            for s in todo:  # one by one: a signal between two leaves the first's temporary file to discard
-                writers[s] = AudioWriter(targets[s], reader.sample_rate, reader.channels, fmt=fmt, bit_depth=bit_depth)
-        except BaseException:
-            for w in writers.values():
-                w.discard()
-            remove_empty(made)
-            raise
-        io = SerialWorker()
-        blocks = stream = None
-        try:
+            # a signal's exception waits until every temporary file has a writer here to discard it
+            with deferred_signals():
+                for s in todo:
+                    writers[s] = AudioWriter(targets[s], reader.sample_rate, reader.channels, fmt=fmt, bit_depth=bit_depth)
+            io = SerialWorker()
             total = 0
             peak = 0.0
 
@@ -380,7 +377,8 @@ class Separator:
             for gen in (stream, blocks):
                 if gen is not None:
                     gen.close()
-            io.close()
+            if io is not None:
+                io.close()
             for w in writers.values():
                 w.discard()
             remove_empty(made)

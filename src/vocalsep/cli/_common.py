@@ -29,7 +29,9 @@ def terminate(signum, frame):
     if SIGNALLED["terminated"]:  # once: a second SIGTERM must not cut the clean-up short
         return
     SIGNALLED["terminated"] = True
-    raise Terminated()
+    from .._signals import raise_or_defer
+
+    raise_or_defer(Terminated())
 
 
 def configure_logging(verbose: bool, quiet: bool) -> None:
