@@ -11,6 +11,7 @@ import logging
 import sys
 
 from .._argtypes import shifts, wiener
+from .._signals import raise_or_defer
 from ..config import COMBINE_RULES, FULLBAND_RULES, PAD_RULES, PRECISIONS
 
 DEVICES = ("cpu", "cuda")
@@ -29,8 +30,6 @@ def terminate(signum, frame):
     if SIGNALLED["terminated"]:  # once: a second SIGTERM must not cut the clean-up short
         return
     SIGNALLED["terminated"] = True
-    from .._signals import raise_or_defer
-
     raise_or_defer(Terminated())
 
 
