@@ -525,7 +525,17 @@ def signal_cases(root: Path) -> list[Case]:
         Case("signals: Ctrl-C (SIGINT to the process group) during separate -j 2", "signals",
              check=lambda: _sigterm(root, models, jobs=2, sig=signal.SIGINT), slow=True),
         Case("signals: kill -9 of separate -j 2 (the workers must die too)", "signals", check=lambda: _sigkill_jobs(root, models), slow=True),
+        Case("signals: kill -9 of one worker of separate -j 2 (the files it held fail, one line each)", "signals",
+             check=lambda: _sigkill_worker(root, models), slow=True),
+        Case("signals: Ctrl-C to separate -j 2 started with SIGINT ignored (a script's background job) goes on", "signals",
+             check=lambda: _sigint_ignored(root, models), slow=True),
     ]
+
+
+def _sigint(disposition):
+    """A ``preexec_fn`` that gives the child SIGINT's ``disposition``, whatever the harness was started with
+    (a shell's background job starts with SIGINT ignored)."""
+    return lambda: signal.signal(signal.SIGINT, disposition)
 
 
 def _wait_for_part(out: Path, proc: subprocess.Popen, seconds: float = 240) -> bool:
@@ -543,7 +553,7 @@ def _sigterm(root: Path, models: Path, jobs: int = 1, sig: int = signal.SIGTERM)
     # PYTHONFAULTHANDLER: a crash prints every thread's Python stack, which the problem then quotes
     proc = subprocess.Popen([sys.executable, "-m", "vocalsep", "separate", str(root / "long"), "-o", str(out), "-m", str(models), "-j", str(jobs)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env=dict(os.environ, PYTHONFAULTHANDLER="1"))
+                            env=dict(os.environ, PYTHONFAULTHANDLER="1"), preexec_fn=_sigint(signal.SIG_DFL))
     workers: list[int] = []
     try:
         if not _wait_for_part(out, proc):
@@ -591,6 +601,77 @@ def _sigkill_jobs(root: Path, models: Path) -> list[str]:
         proc.kill()
         proc.wait()
         kill_processes(workers)
+
+
+def _sigkill_worker(root: Path, models: Path) -> list[str]:
+    """SIGKILL to one worker (what the out-of-memory killer does): no traceback, each file not separated
+    named on its own error line, exit code 1, nothing half-written left behind."""
+    out = root / "sigkill-worker"
+    proc = subprocess.Popen([sys.executable, "-m", "vocalsep", "separate", str(root / "long"), "-o", str(out), "-m", str(models), "-j", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env=dict(os.environ, PYTHONFAULTHANDLER="1"), preexec_fn=_sigint(signal.SIG_DFL))
+    workers: list[tuple[int, str]] = []
+    try:
+        if not _wait_for_part(out, proc):
+            return ["no output was being written when the worker was to be killed"]
+        workers = children(proc.pid)
+        busy = [w for w in workers if any(p.name.split(".")[-2].startswith(f"{w[0]}-") for p in out.rglob("*.part"))]
+        if not busy:
+            return ["no worker was writing an output"]
+        os.kill(busy[0][0], signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+        kill_processes(workers)
+    problems = []
+    if proc.returncode != 1:
+        problems.append(f"exit code {proc.returncode}, expected 1" + (f"; its stderr ends: {err[-3000:]}" if proc.returncode < 0 else ""))
+    lines = [line for line in err.splitlines() if line.startswith("vocalsep: error: ")]
+    named = [f.name for f in sorted((root / "long").iterdir()) if any(f.name in line for line in lines)]
+    if not lines or not all("worker process ended" in line or "terminated" in line for line in lines):
+        problems.append(f"the lost files not named with the reason: {err.strip()[-300:]!r}")
+    if not named:
+        problems.append("no file named")
+    if "Traceback" in err:
+        problems.append("a traceback: " + err.strip()[-300:])
+    time.sleep(1.0)  # the other worker finishes its clean-up
+    problems += [f"left behind: {p}" for p in _leftovers(out)]
+    return problems
+
+
+def _sigint_ignored(root: Path, models: Path) -> list[str]:
+    """A command started with SIGINT ignored keeps running through a Ctrl-C to its process group, workers
+    included: it finishes (exit code 0), or SIGTERM stops it cleanly (143).  A worker that the SIGINT
+    ended would break the pool and fail the run (exit code 1) before the SIGTERM."""
+    out = root / "sigint-ignored"
+    proc = subprocess.Popen([sys.executable, "-m", "vocalsep", "separate", str(root / "long"), "-o", str(out), "-m", str(models), "-j", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env=dict(os.environ, PYTHONFAULTHANDLER="1"), preexec_fn=_sigint(signal.SIG_IGN))
+    workers: list[tuple[int, str]] = []
+    try:
+        if not _wait_for_part(out, proc):
+            return ["no output was being written when the signal was to be sent"]
+        workers = children(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(2.0)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+        kill_processes(workers)
+    problems = []
+    if proc.returncode not in (0, 143):
+        problems.append(f"exit code {proc.returncode}: it did not go on through the ignored SIGINT; its stderr ends: {err[-300:]!r}")
+    if proc.returncode == 0 and len(list(out.rglob("*.wav"))) != 2 * len(list((root / "long").iterdir())):
+        problems.append("it ended with exit code 0 without every output")
+    if "Traceback" in err:
+        problems.append("a traceback: " + err.strip()[-300:])
+    time.sleep(1.0)
+    problems += [f"left behind: {p}" for p in _leftovers(out)]
+    return problems
 
 
 def kill_processes(pids: list[tuple[int, str | None]]) -> None:

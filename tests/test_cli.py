@@ -307,3 +307,19 @@ def test_memory_tuning_is_shared_by_the_separate_workers():
     _memory.keep_freed_memory()  # once per process; a second call does nothing
     assert "keep_freed_memory()" in inspect.getsource(cli_separate.cmd_separate)
     assert "keep_freed_memory()" in inspect.getsource(cli_separate._worker_init)
+
+
+def test_a_broken_worker_pool_is_one_error_line(monkeypatch, capsys):
+    """A worker of -j killed from outside (out of memory): one line, exit code 1, no traceback."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    import vocalsep.cli.models as models_cli
+    from vocalsep.cli import main
+
+    def broken(args):
+        raise BrokenProcessPool("A process in the process pool was terminated abruptly")
+
+    monkeypatch.setattr(models_cli, "cmd_models", broken)
+    assert main(["models"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "vocalsep: error: a worker process ended without finishing (killed, or out of memory?)"

@@ -406,3 +406,25 @@ def test_item04_title_catalogue_precision_and_recall():
     scores = score_candidates(find_candidates(entries, MatchConfig()).candidates, truth)
     assert scores["true_pairs"] > 200
     assert scores["precision"] >= 0.95 and scores["recall"] >= 0.95, scores
+
+
+def _die_on(key: str) -> dict:
+    """A task for :func:`run_tasks` whose worker is killed on "kill" (as the out-of-memory killer would)."""
+    import os
+    import signal
+    import time
+
+    if key == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.2)
+    return {"status": "done", "key": key}
+
+
+def test_a_killed_pool_worker_fails_its_items_and_ends_the_run_cleanly():
+    from vocalsep.mining.run import run_tasks
+
+    out = dict(run_tasks(_die_on, [("kill", ("kill",)), ("a", ("a",)), ("b", ("b",))], jobs=2))
+    assert set(out) == {"kill", "a", "b"}
+    assert out["kill"]["status"] == "failed" and "worker process ended" in out["kill"]["reason"]
+    for r in out.values():  # what the broken pool still finished is kept; the rest fails with the reason
+        assert r["status"] == "done" or "worker process ended" in r["reason"]

@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+from concurrent.futures import BrokenExecutor
 
 from .._cli_base import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from .._version import __version__
@@ -86,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         print("vocalsep: terminated", file=sys.stderr)
         return 143
+    except BrokenExecutor:  # a worker of -j was killed (out of memory, a signal to it alone)
+        print("vocalsep: error: a worker process ended without finishing (killed, or out of memory?)", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("vocalsep: interrupted", file=sys.stderr)
         return 130

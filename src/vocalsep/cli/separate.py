@@ -98,14 +98,16 @@ def _separate_one(sep, path: Path, args, inputs: list[Path], progress=None) -> t
 _WORKER = {}
 
 
-def _worker_init(args, threads: int, parent: int) -> None:
+def _worker_init(args, threads: int, parent: int, ignore_sigint: bool = False) -> None:
     import torch
 
     from .._workers import die_with_parent
 
     die_with_parent(parent)
     signal.signal(signal.SIGTERM, _worker_terminate)
-    signal.signal(signal.SIGINT, _worker_terminate)  # Ctrl-C reaches the whole process group: the main process reports it
+    # Ctrl-C reaches the whole process group: the main process reports it.  A main process started
+    # with SIGINT ignored (a background job of a script, nohup) goes on, and so must its workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN if ignore_sigint else _worker_terminate)
     keep_freed_memory()  # as in the main process
     torch.set_num_threads(threads)
     configure_logging(args.verbose, True)
@@ -129,6 +131,24 @@ def _worker_terminate(signum, frame):
         terminate(signum, frame)  # raises the first time; ignores the next signals
         return
     os._exit(143)
+
+
+def _new_output_dirs(f: Path, args) -> list[Path]:
+    from .._atomic import missing_dirs
+    from ..separator import output_paths
+
+    return missing_dirs({p.parent for p in output_paths(f, args.outdir, args.stems, args.fmt, args.filename).values()},
+                        Path(args.outdir).resolve())
+
+
+def _discard_lost_outputs(f: Path, args, made: list[Path]) -> None:
+    """What a worker killed while separating ``f`` left: its temporary files and the folders it made."""
+    from .._atomic import remove_empty, remove_stale
+    from ..separator import output_paths
+
+    for p in output_paths(f, args.outdir, args.stems, args.fmt, args.filename).values():
+        remove_stale(p)
+    remove_empty(made)
 
 
 def cmd_separate(args) -> int:
@@ -202,7 +222,13 @@ def cmd_separate(args) -> int:
         ctx = mp.get_context("spawn")
         from .._workers import stop_workers
 
-        with ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_worker_init, initargs=(args, threads, os.getpid())) as pool:
+        from concurrent.futures.process import BrokenProcessPool
+
+        ignore_sigint = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        made = {f: _new_output_dirs(f, args) for f in unique}  # what a worker that dies may leave empty
+        lost: list[Path] = []
+        with ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_worker_init,
+                                 initargs=(args, threads, os.getpid(), ignore_sigint)) as pool:
             try:
                 futures = {pool.submit(_worker_run, f, unique): f for f in unique}
                 with tqdm(total=len(unique), unit="file", disable=not show) as bar:
@@ -210,7 +236,11 @@ def cmd_separate(args) -> int:
 
                     for fut in as_completed(futures):
                         f = futures[fut]
-                        status, msg = fut.result()
+                        try:
+                            status, msg = fut.result()
+                        except BrokenProcessPool:  # a worker was killed (out of memory, a signal to it alone)
+                            lost.append(f)
+                            status, msg = "failed", f"{f}: not separated: a worker process ended without finishing (killed, or out of memory?)"
                         if status == "failed":
                             tqdm.write(f"vocalsep: error: {msg}", file=sys.stderr)
                         results.append((f, status, msg))
@@ -218,6 +248,8 @@ def cmd_separate(args) -> int:
             except BaseException:
                 stop_workers(pool)
                 raise
+        for f in lost:  # the dead worker could not remove its temporary files: they are stale now
+            _discard_lost_outputs(f, args, made[f])
     if not outdir_existed and Path(args.outdir).is_dir() and not any(Path(args.outdir).iterdir()):
         Path(args.outdir).rmdir()  # every input failed: no empty output folder either
     done = sum(1 for r in results if r[1] == "done")

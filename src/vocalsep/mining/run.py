@@ -79,13 +79,18 @@ def _serial(fn, tasks):
 def _pool(fn, tasks, jobs: int):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     from .._workers import die_with_parent
 
     with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_safe, fn, *args): key for key, args in tasks}
         for fut in as_completed(futures):
-            yield futures[fut], fut.result()
+            try:
+                result = fut.result()
+            except BrokenProcessPool:  # a worker was killed (out of memory, a signal to it alone): this item, and the rest
+                result = {"status": "failed", "reason": "not done: a worker process ended without finishing (killed, or out of memory?)"}
+            yield futures[fut], result
 
 
 def _ray(fn, tasks, address: str, jobs: int | None):
