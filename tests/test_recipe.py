@@ -184,3 +184,83 @@ def test_stages_with_stop_after_equal_one_run(data, tmp_path):
 
     a, b = load_file(tmp_path / "one" / "last.safetensors"), load_file(tmp_path / "staged" / "last.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _song(tempo, tonic, seconds, rate=RATE, seed=0, clicks=True):
+    """Notes of the major triad on ``tonic`` (pitch class, C = 0), one per beat at ``tempo`` BPM,
+    each a sharp onset and a decay; ``clicks``: a noise click on every beat as well."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros(int(seconds * rate), np.float32)
+    period = 60.0 / tempo
+    freqs = [261.63 * 2 ** ((tonic + k) % 12 / 12) for k in (0, 4, 7, 12)]
+    t_note = np.arange(int(0.9 * period * rate)) / rate
+    env = np.exp(-t_note * 6)
+    for i, start in enumerate(np.arange(0.0, seconds - period, period)):
+        a = int(start * rate)
+        f = freqs[i % 4]
+        note = env * (np.sin(2 * np.pi * f * t_note) + 0.5 * np.sin(2 * np.pi * 2 * f * t_note))
+        x[a : a + note.size] += 0.2 * note.astype(np.float32)
+        if clicks:
+            x[a : a + 200] += 0.3 * rng.standard_normal(200).astype(np.float32) * np.exp(-np.arange(200) / 40)
+    return np.stack([x, x])
+
+
+def test_tempo_and_key_of_a_track():
+    pytest.importorskip("librosa", reason="librosa (vocalsep[train]) analyses tempo and key")
+    from vocalsep.training.music import analyse, shift_to_match
+
+    acc = analyse(_song(120, 0, 12.0), RATE)  # C major, 120 BPM
+    assert acc["key"] == 0 and acc["mode"] == "major"
+    assert acc["tempo"] == pytest.approx(120, rel=0.03)
+    assert np.median(np.diff(acc["beats"])) == pytest.approx(0.5, rel=0.03)
+    voice = analyse(_song(134.7, 2, 12.0, clicks=False), RATE)  # D major: two semitones above
+    assert voice["key"] == 2 and voice["tempo"] == pytest.approx(134.7, rel=0.03)
+    # D down two semitones is C; the voice slowed by the same 2**(-2/12) is at 120 BPM
+    assert shift_to_match(voice, acc, 2, 0.04) == -2
+    assert shift_to_match(voice, acc, 1, 0.04) is None  # a shift over the limit
+    assert shift_to_match(voice, {**acc, "tempo": 100.0}, 2, 0.04) is None  # a tempo too far
+    assert shift_to_match(voice, {**acc, "tempo": 60.0}, 2, 0.04) == -2  # half the tempo is coherent too
+    silent = analyse(np.zeros((2, RATE * 3), np.float32), RATE)
+    assert silent["tempo"] == 0 and shift_to_match(voice, silent, 6, 0.5) is None
+
+
+def test_coherent_remixes(tmp_path):
+    pytest.importorskip("librosa", reason="librosa (vocalsep[train]) analyses tempo and key")
+    from vocalsep.training.music import analyse
+
+    root = tmp_path / "data"
+    write(root / "voices" / "d-major.wav", _song(134.7, 2, 16.0, clicks=False)[:1])
+    write(root / "music" / "c-major.wav", _song(120, 0, 16.0, seed=1))
+    write(root / "music" / "f-sharp-major.wav", _song(90, 6, 12.0, seed=2))  # neither key nor tempo fit
+    recipe = Recipe.from_dict({
+        "true_share": 0.0, "coherent": 1.0, "vocal_db": [0, 0], "pan": 0.0,
+        "sources": [{"name": "vo", "layout": "files", "role": "vocals", "path": "voices", "vocals": 1},
+                    {"name": "mu", "layout": "files", "role": "accompaniment", "path": "music", "accompaniment": 1}],
+    })
+    train, _ = load_recipe(recipe, root, RATE, tmp_path / "cache")
+    assert all(t.music is not None for ts in train.values() for t in ts)
+    sampler = MixSampler(train, recipe, SPLEETER, "vocals", patch_frames=256)
+    (voice,) = train["vo"]
+    pairs, _ = sampler.partners[voice.name]
+    assert [(a.name, s) for a, s in pairs] == [("mu/music/c-major.wav", -2)]
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        voc, acc, n = sampler.item(rng)
+        assert n == sampler.patch_samples
+        heard = analyse(voc, RATE)
+        assert heard["key"] == 0  # moved down to C
+        assert heard["tempo"] == pytest.approx(120, rel=0.04)
+        # the voice's notes start on the accompaniment's beats
+        beats_v, beats_a = np.array(heard["beats"]), np.array(analyse(acc, RATE)["beats"])
+        assert np.median([np.min(np.abs(beats_a - b)) for b in beats_v]) < 0.05
+    # a recipe without "coherent" looks for no partner (and draws as it did before the field existed)
+    plain = Recipe.from_dict({**recipe.to_dict(), "coherent": 0.0})
+    assert not MixSampler(load_recipe(plain, root, RATE, tmp_path / "cache")[0], plain, SPLEETER, "vocals", patch_frames=256).partners
+
+
+def test_coherent_recipe_fields_are_checked():
+    good = {"sources": [{"name": "x", "layout": "stems", "path": "p", "true": 1, "vocals": 1, "accompaniment": 1}]}
+    for extra, words in (({"coherent": 2}, "coherent must be in"), ({"coherent_semitones": 7}, "coherent_semitones"),
+                         ({"coherent_tempo": 0}, "coherent_tempo")):
+        with pytest.raises(ConfigError, match=words):
+            Recipe.from_dict({**good, **extra})
