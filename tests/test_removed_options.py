@@ -132,3 +132,16 @@ def test_kept_separation_choices_parse():
     assert build_parser().parse_args(["separate", "x.wav", "--high-band", "edge", "--combine", "ratio"]).high_band == "edge"
     a = build_parser().parse_args(["evaluate", "--data", "d", "--system", "a=b", "--out", "o", "--pad", "wrap"])
     assert a.pad == "wrap"
+
+
+def test_a_recipe_with_the_removed_coherent_remixes_is_refused():
+    """Coherent remixes (docs/experiments/coherent-remixes.md) were deleted: a recipe asking for them
+    is refused, naming the key, rather than trained without them."""
+    from vocalsep.data.recipe import Recipe
+    from vocalsep.errors import ConfigError
+
+    good = {"sources": [{"name": "x", "layout": "stems", "path": "p", "true": 1, "vocals": 1, "accompaniment": 1}]}
+    Recipe.from_dict(good)
+    for key in ("coherent", "coherent_semitones", "coherent_tempo"):
+        with pytest.raises(ConfigError, match=f"unknown keys.*{key}"):
+            Recipe.from_dict({**good, key: 1.0})

@@ -83,9 +83,6 @@ class Recipe:
     mix_dbfs: tuple[float, float] = (-28.0, -14.0)
     pan: float = 0.3
     swap_channels: float = 0.5
-    coherent: float = 0.0
-    coherent_semitones: float = 2.0
-    coherent_tempo: float = 0.04
     name: str = ""
     notes: str = field(default="", compare=False)
 
@@ -98,13 +95,9 @@ class Recipe:
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
             raise ConfigError("recipe: source names must be unique")
-        for name in ("true_share", "pan", "swap_channels", "coherent"):
+        for name in ("true_share", "pan", "swap_channels"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"recipe: {name} must be in [0, 1]")
-        if not 0.0 <= self.coherent_semitones <= 6.0:
-            raise ConfigError("recipe: coherent_semitones must be in [0, 6]")
-        if not 0.0 < self.coherent_tempo <= 0.5:
-            raise ConfigError("recipe: coherent_tempo must be in (0, 0.5]")
         if self.true_share > 0 and not any(s.true for s in self.sources):
             raise ConfigError("recipe: true_share > 0 needs a source with a 'true' weight")
         if self.true_share < 1 and not (any(s.vocals for s in self.sources) and any(s.accompaniment for s in self.sources)):

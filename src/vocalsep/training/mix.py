@@ -8,13 +8,7 @@ the two targets' runs, not process memory.
 :class:`MixSampler` draws each patch as a real track (mixture = its voice plus
 its accompaniment, same place) or as a remix (a voice from one source over an
 accompaniment from another, each at a random place; the voice set to a random
-level over the accompaniment and the mixture to a random loudness).  A share of
-the remixes (the recipe's ``coherent``) is kept coherent: the accompaniment is
-one whose key the voice reaches by a small shift (``coherent_semitones``) that
-also brings its tempo within ``coherent_tempo`` of the accompaniment's, the voice
-is resampled by that shift (pitch and tempo move together, no time-stretching
-artefacts), and both start on a beat (:mod:`vocalsep.training.music`); a voice
-with no such partner gets a random one.  Mono
+level over the accompaniment and the mixture to a random loudness).  Mono
 sources are panned at random near the centre and stereo ones have their
 channels swapped at random; the network's channels (``preset.unet.in_channels``)
 are then filled: stereo models see both, mono models their mean.  Patches
@@ -34,7 +28,6 @@ import numpy as np
 import torch
 
 from .._atomic import publish, temp_beside
-from ..audio import resample
 from ..config import Preset
 from ..data.datasets import Track
 from ..data.recipe import POOLS, Recipe, SourceTracks, open_source
@@ -53,7 +46,6 @@ class MixTrack:
     group: str
     source: str
     parts: dict[str, np.ndarray]
-    music: dict | None = None  # tempo, beats and key (vocalsep.training.music), for coherent remixes
 
     @property
     def samples(self) -> int:
@@ -80,9 +72,8 @@ def _channels(x: np.ndarray, channels: int | None) -> np.ndarray:
     return np.repeat(x[:1], channels, axis=0) if x.shape[0] == 1 else x[:channels]
 
 
-def load_mix_track(track: Track, source: str, rate: int, cache_dir: Path, music: bool = False) -> MixTrack:
-    """``track`` at ``rate`` from the cache (decoded and resampled once, stored as float16); ``music``:
-    with its tempo, beats and key (analysed once, stored beside it)."""
+def load_mix_track(track: Track, source: str, rate: int, cache_dir: Path) -> MixTrack:
+    """``track`` at ``rate`` from the cache (decoded and resampled once, stored as float16)."""
     digest = hashlib.sha1(f"{track.key}|{rate}|mix-v1".encode()).hexdigest()[:20]
     folder = cache_dir / digest
     done = folder / "done"
@@ -103,12 +94,7 @@ def load_mix_track(track: Track, source: str, rate: int, cache_dir: Path, music:
                     raise
         done.write_text(track.name)
     parts = {p: np.load(folder / f"{p}.npy", mmap_mode="r") for p in STEMS if (folder / f"{p}.npy").is_file()}
-    facts = None
-    if music:
-        from .music import cached_analysis
-
-        facts = cached_analysis(folder, parts, rate)
-    return MixTrack(track.name, track.group, source, parts, facts)
+    return MixTrack(track.name, track.group, source, parts)
 
 
 def load_recipe(recipe: Recipe, root: Path, rate: int, cache_dir: Path, seed: int = 0) -> tuple[dict[str, list[MixTrack]], list[MixTrack]]:
@@ -117,8 +103,7 @@ def load_recipe(recipe: Recipe, root: Path, rate: int, cache_dir: Path, seed: in
     valid: list[MixTrack] = []
     for spec in recipe.sources:
         st: SourceTracks = open_source(root, spec, seed)
-        music = recipe.coherent > 0 and bool(spec.vocals or spec.accompaniment)
-        tracks = [load_mix_track(t, spec.name, rate, cache_dir, music=music) for t in st.train]
+        tracks = [load_mix_track(t, spec.name, rate, cache_dir) for t in st.train]
         if spec.max_seconds is not None:
             order = np.random.default_rng([seed, len(tracks)]).permutation(len(tracks))
             kept, total = [], 0.0
@@ -182,30 +167,6 @@ class MixSampler:
         if recipe.true_share < 1 and not set(STEMS) <= set(self.pools):
             raise ValueError("the recipe's remix pools hold no training tracks")
         self.total_samples = int(sum(t.samples for ts in tracks.values() for t in ts))
-        self.partners: dict[str, tuple[list[tuple[MixTrack, int]], np.ndarray]] = {}
-        if recipe.coherent > 0 and recipe.true_share < 1:
-            self._find_partners()
-
-    def _find_partners(self) -> None:
-        """For each voice, the accompaniments it can be kept coherent with (and its shift), drawn
-        with the probabilities that a random remix would draw them."""
-        from .music import shift_to_match
-
-        r = self.recipe
-        names, weights, members = self.pools["accompaniment"]
-        accs = [(t, w * p) for name, w in zip(names, weights) for t, p in zip(*members[name])]
-        voices = [t for ts, _ in self.pools["vocals"][2].values() for t in ts]
-        if any(t.music is None for t in voices) or any(t.music is None for t, _ in accs):
-            raise ValueError("coherent remixes need every remixed track's tempo and key (load_recipe analyses them)")
-        paired = 0
-        for v in voices:
-            found = [(a, s, w) for a, w in accs if a is not v
-                     and (s := shift_to_match(v.music, a.music, r.coherent_semitones, r.coherent_tempo)) is not None]
-            if found:
-                w = np.array([f[2] for f in found])
-                self.partners[v.name] = ([(a, s) for a, s, _ in found], w / w.sum())
-                paired += 1
-        log.info("coherent remixes: %d of %d voices have a partner (%d accompaniments)", paired, len(voices), len(accs))
 
     # -- drawing
     def _draw(self, rng: np.random.Generator, pool: str) -> MixTrack:
@@ -252,15 +213,9 @@ class MixSampler:
             elif rng.random() < r.swap_channels:  # the same swap for both parts
                 voc, acc = voc[::-1].copy(), acc[::-1].copy()
             return voc, acc, valid
-        coherent = None
-        if r.coherent > 0 and rng.random() < r.coherent:
-            coherent = self._coherent(rng)
-        if coherent is not None:
-            voc, valid_v, acc, valid_a = coherent
-        else:
-            tv, ta = self._draw(rng, "vocals"), self._draw(rng, "accompaniment")
-            (voc,), valid_v = self._crop(rng, tv, ("vocals",))
-            (acc,), valid_a = self._crop(rng, ta, ("accompaniment",))
+        tv, ta = self._draw(rng, "vocals"), self._draw(rng, "accompaniment")
+        (voc,), valid_v = self._crop(rng, tv, ("vocals",))
+        (acc,), valid_a = self._crop(rng, ta, ("accompaniment",))
         voc, acc = self._place(rng, voc), self._place(rng, acc)
         rv, ra = _rms(voc[:, :valid_v]), _rms(acc[:, :valid_a])
         if rv > 1e-5 and ra > 1e-5:
@@ -270,38 +225,6 @@ class MixSampler:
             g = np.float32(10 ** (rng.uniform(*r.mix_dbfs) / 20) / mix_rms)
             voc, acc = voc * g, acc * g
         return voc, acc, min(valid_v, valid_a)
-
-    def _coherent(self, rng: np.random.Generator) -> tuple[np.ndarray, int, np.ndarray, int] | None:
-        """A voice and an accompaniment kept coherent: (voice, its valid samples, accompaniment, its
-        valid samples); None when the voice drawn has no partner."""
-        tv = self._draw(rng, "vocals")
-        found = self.partners.get(tv.name)  # by name: the sampler may travel to worker processes
-        if found is None:
-            return None
-        pairs, w = found
-        ta, shift = pairs[int(rng.choice(len(pairs), p=w))]
-        rate, n = self.preset.sample_rate, self.patch_samples
-        speed = 2.0 ** (shift / 12)
-        # both start on a beat (one that leaves a whole patch where there is one); the voice sped up by
-        # `speed` (resampled), so that its beats land on the accompaniment's
-        need = int(np.ceil(n * speed)) + 64
-        sv = self._beat(rng, tv, need)
-        sa = self._beat(rng, ta, n)
-        seg = np.asarray(tv.parts["vocals"][:, sv : min(sv + need, tv.samples)], np.float32)
-        voc = resample(seg, rate, rate / speed)[:, :n] if shift else seg[:, :n]
-        acc = np.asarray(ta.parts["accompaniment"][:, sa : min(sa + n, ta.samples)], np.float32)
-        valid_v, valid_a = voc.shape[-1], acc.shape[-1]
-        voc = np.pad(voc, ((0, 0), (0, n - valid_v))) if valid_v < n else voc
-        acc = np.pad(acc, ((0, 0), (0, n - valid_a))) if valid_a < n else acc
-        return voc, valid_v, acc, valid_a
-
-    def _beat(self, rng: np.random.Generator, t: MixTrack, length: int) -> int:
-        """The sample where a random beat of ``t`` falls, among the beats followed by ``length`` samples
-        if any are."""
-        starts = np.minimum((np.asarray(t.music["beats"]) * self.preset.sample_rate).astype(np.int64), t.samples - 1)
-        whole = starts[starts + length <= t.samples]
-        pick = whole if whole.size else starts
-        return int(pick[int(rng.integers(pick.size))])
 
     def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Step ``step``'s batch as waveforms: voice and accompaniment ``(batch, channels, samples)``
