@@ -79,6 +79,30 @@ def speed_rows(label: str, path: Path) -> list[str]:
     return rows
 
 
+def candidate_rows(path: Path) -> list[str]:
+    """The table of every candidate for ``default`` on validation, from the experiment log's JSON."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+
+    def cell(x):
+        return "" if x is None else f"{x:.2f}"
+
+    lines = [
+        "",
+        "## Candidates for `default` on validation",
+        "",
+        "Every candidate of the full-band model, scored on MUSDB18's 14 validation tracks (museval, median",
+        "SDR over tracks) and on the held-out MIR-1K singers (mean NSDR; blank: not scored). The page of",
+        "each row has its command: [experiments/](experiments/) (data: `docs/experiments/default-candidates.json`).",
+        "",
+        "| candidate | vocals SDR | accompaniment SDR | MIR-1K vocals NSDR | MIR-1K accompaniment NSDR | page |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for c in data["candidates"]:
+        lines.append(f"| {c['system']} | {cell(c['vocals'])} | {cell(c['accompaniment'])} | {cell(c['mir1k_vocals'])} "
+                     f"| {cell(c['mir1k_accompaniment'])} | [{c['page']}](experiments/{c['page']}) |")
+    return lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True, type=Path, help="the data folder of scripts/get_data.py (holds musdb/test)")
@@ -169,6 +193,7 @@ def main(argv=None) -> int:
             cmd = res.get("settings", {}).get("command") or []
             cmd = " ".join([Path(cmd[0]).name, *cmd[1:]]) if isinstance(cmd, list) and cmd else str(cmd)
             lines.append(f"| | *{label}: `{cmd}`, {res.get('time', '')}, {m.get('cpu_count', '?')} CPUs* | | | |")
+    lines += candidate_rows(DOCS / "experiments" / "default-candidates.json")
     lines += [
         "",
         "How each model was chosen, with the validation figures of every candidate: [experiments/](experiments/).",

@@ -532,12 +532,6 @@ def signal_cases(root: Path) -> list[Case]:
     ]
 
 
-def _sigint(disposition):
-    """A ``preexec_fn`` that gives the child SIGINT's ``disposition``, whatever the harness was started with
-    (a shell's background job starts with SIGINT ignored)."""
-    return lambda: signal.signal(signal.SIGINT, disposition)
-
-
 def _wait_for_part(out: Path, proc: subprocess.Popen, seconds: float = 240) -> bool:
     end = time.monotonic() + seconds
     while time.monotonic() < end and proc.poll() is None:
@@ -547,31 +541,55 @@ def _wait_for_part(out: Path, proc: subprocess.Popen, seconds: float = 240) -> b
     return False
 
 
-def _sigterm(root: Path, models: Path, jobs: int = 1, sig: int = signal.SIGTERM) -> list[str]:
-    """SIGTERM to the command, or SIGINT to its process group (what Ctrl-C does)."""
-    out = root / f"signal-{int(sig)}-{jobs}"
-    # PYTHONFAULTHANDLER: a crash prints every thread's Python stack, which the problem then quotes
-    proc = subprocess.Popen([sys.executable, "-m", "vocalsep", "separate", str(root / "long"), "-o", str(out), "-m", str(models), "-j", str(jobs)],
+def _start_separate(root: Path, models: Path, out: Path, jobs: int, sigint=signal.SIG_DFL) -> subprocess.Popen:
+    """``vocalsep separate`` of the long inputs into ``out``, in a session of its own, with SIGINT's
+    disposition ``sigint`` whatever the harness was started with (a shell's background job starts with
+    SIGINT ignored).  PYTHONFAULTHANDLER: a crash prints every thread's Python stack, which a problem
+    then quotes."""
+    return subprocess.Popen([sys.executable, "-m", "vocalsep", "separate", str(root / "long"), "-o", str(out), "-m", str(models), "-j", str(jobs)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env=dict(os.environ, PYTHONFAULTHANDLER="1"), preexec_fn=_sigint(signal.SIG_DFL))
-    workers: list[int] = []
+                            env=dict(os.environ, PYTHONFAULTHANDLER="1"), preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
+
+
+def _signalled(root: Path, models: Path, out: Path, jobs: int, act, sigint=signal.SIG_DFL) -> tuple[int, str] | str:
+    """Start :func:`_start_separate`, wait until it writes an output, then ``act(proc, workers)`` (which
+    signals something); (exit code, stderr) once it ended, or the problem when ``act`` could not be done.
+    Whatever it started is killed afterwards."""
+    proc = _start_separate(root, models, out, jobs, sigint)
+    workers: list[tuple[int, str]] = []
     try:
         if not _wait_for_part(out, proc):
-            return ["no output was being written when the signal was to be sent"]
+            return "no output was being written when the signal was to be sent"
         workers = children(proc.pid)
-        if sig == signal.SIGINT:
-            os.killpg(proc.pid, signal.SIGINT)
-        else:
-            proc.send_signal(sig)
+        problem = act(proc, workers)
+        if problem:
+            return problem
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
         proc.wait()
         kill_processes(workers)
+    return proc.returncode, err
+
+
+def _sigterm(root: Path, models: Path, jobs: int = 1, sig: int = signal.SIGTERM) -> list[str]:
+    """SIGTERM to the command, or SIGINT to its process group (what Ctrl-C does)."""
+    out = root / f"signal-{int(sig)}-{jobs}"
+
+    def act(proc, workers):
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(sig)
+
+    got = _signalled(root, models, out, jobs, act)
+    if isinstance(got, str):
+        return [got]
+    returncode, err = got
     problems = []
     code, said = (143, "vocalsep: terminated") if sig == signal.SIGTERM else (130, "vocalsep: interrupted")
-    if proc.returncode != code:
-        problems.append(f"exit code {proc.returncode}, expected {code}" + (f"; its stderr ends: {err[-3000:]}" if proc.returncode < 0 else ""))
+    if returncode != code:
+        problems.append(f"exit code {returncode}, expected {code}" + (f"; its stderr ends: {err[-3000:]}" if returncode < 0 else ""))
     if said not in err:
         problems.append(f"{said!r} not said")
     if "Traceback" in err or "Warning" in err:
@@ -607,26 +625,20 @@ def _sigkill_worker(root: Path, models: Path) -> list[str]:
     """SIGKILL to one worker (what the out-of-memory killer does): no traceback, each file not separated
     named on its own error line, exit code 1, nothing half-written left behind."""
     out = root / "sigkill-worker"
-    proc = subprocess.Popen([sys.executable, "-m", "vocalsep", "separate", str(root / "long"), "-o", str(out), "-m", str(models), "-j", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env=dict(os.environ, PYTHONFAULTHANDLER="1"), preexec_fn=_sigint(signal.SIG_DFL))
-    workers: list[tuple[int, str]] = []
-    try:
-        if not _wait_for_part(out, proc):
-            return ["no output was being written when the worker was to be killed"]
-        workers = children(proc.pid)
-        busy = [w for w in workers if any(p.name.split(".")[-2].startswith(f"{w[0]}-") for p in out.rglob("*.part"))]
+
+    def act(proc, workers):
+        busy = [w for w, _ in workers if any(p.name.split(".")[-2].startswith(f"{w}-") for p in out.rglob("*.part"))]
         if not busy:
-            return ["no worker was writing an output"]
-        os.kill(busy[0][0], signal.SIGKILL)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-        proc.wait()
-        kill_processes(workers)
+            return "no worker was writing an output"
+        os.kill(busy[0], signal.SIGKILL)
+
+    got = _signalled(root, models, out, 2, act)
+    if isinstance(got, str):
+        return [got]
+    returncode, err = got
     problems = []
-    if proc.returncode != 1:
-        problems.append(f"exit code {proc.returncode}, expected 1" + (f"; its stderr ends: {err[-3000:]}" if proc.returncode < 0 else ""))
+    if returncode != 1:
+        problems.append(f"exit code {returncode}, expected 1" + (f"; its stderr ends: {err[-3000:]}" if returncode < 0 else ""))
     lines = [line for line in err.splitlines() if line.startswith("vocalsep: error: ")]
     named = [f.name for f in sorted((root / "long").iterdir()) if any(f.name in line for line in lines)]
     if not lines or not all("worker process ended" in line or "terminated" in line for line in lines):
@@ -645,27 +657,21 @@ def _sigint_ignored(root: Path, models: Path) -> list[str]:
     included: it finishes (exit code 0), or SIGTERM stops it cleanly (143).  A worker that the SIGINT
     ended would break the pool and fail the run (exit code 1) before the SIGTERM."""
     out = root / "sigint-ignored"
-    proc = subprocess.Popen([sys.executable, "-m", "vocalsep", "separate", str(root / "long"), "-o", str(out), "-m", str(models), "-j", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env=dict(os.environ, PYTHONFAULTHANDLER="1"), preexec_fn=_sigint(signal.SIG_IGN))
-    workers: list[tuple[int, str]] = []
-    try:
-        if not _wait_for_part(out, proc):
-            return ["no output was being written when the signal was to be sent"]
-        workers = children(proc.pid)
+
+    def act(proc, workers):
         os.killpg(proc.pid, signal.SIGINT)
         time.sleep(2.0)
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-        proc.wait()
-        kill_processes(workers)
+
+    got = _signalled(root, models, out, 2, act, sigint=signal.SIG_IGN)
+    if isinstance(got, str):
+        return [got]
+    returncode, err = got
     problems = []
-    if proc.returncode not in (0, 143):
-        problems.append(f"exit code {proc.returncode}: it did not go on through the ignored SIGINT; its stderr ends: {err[-300:]!r}")
-    if proc.returncode == 0 and len(list(out.rglob("*.wav"))) != 2 * len(list((root / "long").iterdir())):
+    if returncode not in (0, 143):
+        problems.append(f"exit code {returncode}: it did not go on through the ignored SIGINT; its stderr ends: {err[-300:]!r}")
+    if returncode == 0 and len(list(out.rglob("*.wav"))) != 2 * len(list((root / "long").iterdir())):
         problems.append("it ended with exit code 0 without every output")
     if "Traceback" in err:
         problems.append("a traceback: " + err.strip()[-300:])
