@@ -41,3 +41,31 @@ def test_a_signal_while_a_writer_opens_leaves_no_temporary_file(tmp_path, song_w
         sep.separate_file(song_wav, tmp_path / "out")
     assert len(opened) == 2
     assert not (tmp_path / "out").exists() or not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
+
+
+def test_a_signal_during_soxrs_first_import_waits_until_it_is_done(monkeypatch):
+    """soxr's extension module crashes (SIGSEGV) when a SIGTERM's exception is raised inside its
+    initialisation, which is where a SIGTERM early in a separation lands: resample's first import of
+    soxr holds the exception back until the module is whole, then raises it."""
+    import importlib.abc
+    import sys
+
+    import numpy as np
+
+    from vocalsep.audio import resample
+
+    seen = []
+
+    class SignalDuringImport(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name == "soxr":
+                seen.append("import")
+                raise_or_defer(Terminated())  # what the SIGTERM handler does, as the import starts
+            return None  # the real finder then loads it
+
+    monkeypatch.delitem(sys.modules, "soxr", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [SignalDuringImport(), *sys.meta_path])
+    with pytest.raises(Terminated):
+        resample(np.zeros((1, 100), np.float32), 8000, 16000)
+    assert seen == ["import"] and hasattr(sys.modules["soxr"], "resample")  # imported whole, then raised
+    assert resample(np.zeros((1, 100), np.float32), 8000, 16000).shape == (1, 200)  # nothing left pending

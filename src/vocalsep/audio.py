@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import publish, temp_beside
+from ._signals import deferred_signals
 from .errors import AudioError, OutputError
 
 log = logging.getLogger(__name__)
@@ -288,7 +289,10 @@ def resample(x: np.ndarray, src_rate: int, dst_rate: int, quality: str = "HQ") -
     """
     if src_rate == dst_rate:
         return x
-    import soxr
+    # soxr's extension module (nanobind) crashes when a signal's exception (SIGTERM during separate)
+    # is raised inside its initialisation: the first import holds that exception back until it is done
+    with deferred_signals():
+        import soxr
 
     if x.shape[-1] == 0:
         return np.zeros((x.shape[0], 0), np.float32)
