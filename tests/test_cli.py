@@ -1,6 +1,7 @@
 """The real command line, end to end, as a subprocess."""
 
 import argparse
+import re
 import subprocess
 import sys
 
@@ -160,7 +161,10 @@ def test_shipped_default_model_separates(tmp_path, song_wav):
     assert sr == 22050 and y.shape == (synth_song().shape[1], 2)
     r = run("info", "default")
     assert r.returncode == 0 and "target:        vocals" in r.stdout and "target:        accompaniment" in r.stdout
-    assert "Wiener filter 1 EM iteration" in r.stdout  # the shipped files' preset, stored before the field
+    # the shipped files' preset, stored before the fields: the filter and its power come from the preset's name
+    from vocalsep.config import SPLEETER_RATIO
+
+    assert f"Wiener filter 1 EM iteration from the masks to the power {SPLEETER_RATIO.wiener_power:g}" in r.stdout
 
 
 def test_shipped_fine_model_separates(tmp_path, song_wav):
@@ -267,6 +271,8 @@ def test_a_closed_stdout_pipe_ends_quietly(monkeypatch, capsys):
     (["evaluate", "--data", "d", "--system", "mixture", "--out", "o", "--limit", "0"], "--limit", "must be a whole number of at least 1, not '0'"),
     (["separate", "x.wav", "--shifts", "0"], "--shifts", "must be a whole number from 1 to 16, not '0'"),
     (["separate", "x.wav", "--wiener", "11"], "--wiener", "must be a whole number of EM iterations from 0 to 10, not '11'"),
+    (["separate", "x.wav", "--wiener-power", "0"], "--wiener-power", "must be a power in (0, 4], not '0'"),
+    (["evaluate", "--data", "d", "--system", "mixture", "--out", "o", "--wiener-power", "nan"], "--wiener-power", "must be a power in (0, 4], not 'nan'"),
     (["separate", "x.wav", "--offset", "-1"], "--offset", "must be a non-negative number of seconds, not '-1'"),
     (["mine", "c.csv", "--out", "o", "--title-threshold", "abc"], "--title-threshold", "must be a similarity in (0, 100], not 'abc'"),
 ])
@@ -276,8 +282,8 @@ def test_each_option_error_names_the_option_given(argv, option, message, capsys)
     err = capsys.readouterr().err
     line = next(x for x in err.splitlines() if "error:" in x)
     assert line.endswith(f"error: argument {option}: {message}")
-    others = {"--rate", "--jobs", "--limit", "--shifts", "--wiener", "--offset", "--title-threshold"} - set(option.split("/"))
-    assert not any(o in line for o in others)
+    others = {"--rate", "--jobs", "--limit", "--shifts", "--wiener", "--wiener-power", "--offset", "--title-threshold"} - set(option.split("/"))
+    assert not any(re.search(re.escape(o) + r"(?![\w-])", line) for o in others)
 
 
 def test_separate_and_evaluate_share_the_separation_options():
@@ -290,7 +296,8 @@ def test_separate_and_evaluate_share_the_separation_options():
 
     sep, ev = options("separate"), options("evaluate")
     for flag, choices in (("--fullband", FULLBAND_RULES), ("--combine", COMBINE_RULES), ("--pad", PAD_RULES),
-                          ("--precision", PRECISIONS), ("--device", ("cpu", "cuda")), ("--shifts", None), ("--wiener", None)):
+                          ("--precision", PRECISIONS), ("--device", ("cpu", "cuda")), ("--shifts", None), ("--wiener", None),
+                          ("--wiener-power", None)):
         assert tuple(sep[flag].choices or ()) == tuple(ev[flag].choices or ()) == tuple(choices or ())
         assert sep[flag].default == ev[flag].default
     assert "--complement" in sep and "--high-band" in sep

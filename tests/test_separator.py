@@ -507,12 +507,53 @@ def test_a_presets_wiener_filter_is_its_default_and_0_turns_it_off():
     # a model stored before the field takes its named preset's filter; the shipped spleeter-ratio has one
     from vocalsep.config import SPLEETER_RATIO
 
-    stored = {k: v for k, v in SPLEETER_RATIO.to_dict().items() if k != "wiener"}
+    stored = {k: v for k, v in SPLEETER_RATIO.to_dict().items() if k not in ("wiener", "wiener_power")}
     assert Preset.from_dict(stored).wiener == SPLEETER_RATIO.wiener >= 1
+    assert Preset.from_dict(stored).wiener_power == SPLEETER_RATIO.wiener_power != 1
+    assert Preset.from_dict({**stored, "name": "mine"}).wiener_power == 1  # a preset of another name: the field's default
+
+
+def test_wiener_filter_starts_from_the_masks_to_the_presets_power(monkeypatch):
+    """The filter's first estimates are mask ** wiener_power x the mixture's magnitude; the separation
+    option overrides the preset's power, and the stems still add up to the mixture."""
+    import vocalsep.separator as separator_module
+
+    models = make_models(STEREO_TINY)
+    x = synth_song(2.0, 22050)
+    seen = []
+    real = separator_module.wiener_masks
+
+    def recording(spec, outputs, iterations):
+        seen.append(({t: o.clone() for t, o in outputs.items()}, spec.abs()))
+        return real(spec, outputs, iterations)
+
+    monkeypatch.setattr(separator_module, "wiener_masks", recording)
+    plain = Separator(models, replace(STEREO_TINY, wiener=1), SeparationOptions()).separate(x, 22050)
+    softer = Separator(models, replace(STEREO_TINY, wiener=1, wiener_power=0.5), SeparationOptions()).separate(x, 22050)
+    asked = Separator(models, replace(STEREO_TINY, wiener=1), SeparationOptions(wiener_power=0.5)).separate(x, 22050)
+    assert len(seen) == 3
+    (ones, mag), (halves, mag_again) = seen[0], seen[1]
+    torch.testing.assert_close(mag, mag_again)
+    audible = mag > 1e-6 * mag.max()
+    for stem in ("vocals", "accompaniment"):
+        mask = ones[stem][audible] / mag[audible]
+        torch.testing.assert_close(halves[stem][audible], mask.sqrt() * mag[audible], atol=1e-6, rtol=1e-4)
+        torch.testing.assert_close(asked[stem], softer[stem])
+        assert not torch.allclose(plain[stem], softer[stem], atol=1e-4)
+    from vocalsep.spectral import STFT
+
+    stft = STFT(1024, 256)
+    total = stft.forward(softer["vocals"] + softer["accompaniment"])[:, :500]
+    assert snr(stft.forward(torch.from_numpy(x))[:, :500].abs().numpy(), total.abs().numpy()) > 40
 
 
 def test_wiener_option_is_checked():
     with pytest.raises(ConfigError, match="wiener"):
         SeparationOptions(wiener=-1)
+    for bad in (0, -0.5, 4.5, float("nan"), True, "0.7"):
+        with pytest.raises(ConfigError, match="wiener_power"):
+            SeparationOptions(wiener_power=bad)
+        with pytest.raises(ConfigError, match="wiener_power"):
+            replace(STEREO_TINY, wiener_power=bad)
     with pytest.raises(ConfigError, match="bandlimited"):
         Separator(make_models(TINY), TINY, SeparationOptions(wiener=1, fullband="interpolate"))

@@ -61,6 +61,18 @@ def score100(text: str) -> float:
     return v
 
 
+def wiener_power(text: str) -> float:
+    from .config import MAX_WIENER_POWER, valid_wiener_power
+
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not valid_wiener_power(v):
+        raise argparse.ArgumentTypeError(f"must be a power in (0, {MAX_WIENER_POWER:g}], not {text!r}")
+    return v
+
+
 def names(text: str) -> tuple[str, ...]:
     found = tuple(x.strip() for x in text.split(",") if x.strip())
     if not found:

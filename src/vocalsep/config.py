@@ -31,6 +31,12 @@ COMBINE_ON = ("mask", "output")
 # How the masks of a vocal and an accompaniment model that run together become
 # the two stems' masks (see vocalsep.separator.combine_masks).
 COMBINE_RULES = ("independent", "average", "ratio", "ratio2")
+MAX_WIENER_POWER = 4.0  # the Wiener filter's mask power: in (0, MAX_WIENER_POWER]
+
+
+def valid_wiener_power(value) -> bool:
+    """Whether ``value`` is a Wiener filter mask power: a real number in (0, :data:`MAX_WIENER_POWER`]."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= MAX_WIENER_POWER
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -152,6 +158,12 @@ class Preset:
       full-band rule and both networks; a separation option overrides it.  A
       stored preset from before the field takes the value of the preset of its
       name.
+    - ``wiener_power``: the power the two networks' masks are raised to in the
+      Wiener filter's first estimates (mask ** power x mixture magnitude);
+      below 1 the first estimates are softer, and the EM iterations fit the
+      stems' powers and stereo images from them.  1: the masks as they are.
+      Only with ``wiener``; a separation option overrides it, and a stored
+      preset from before the field takes the value of the preset of its name.
     """
 
     name: str = "jansson2017"
@@ -171,6 +183,7 @@ class Preset:
     split_patches: bool = False
     precision: str = "fp32"  # jansson2017: float32 networks
     wiener: int = 0  # no Wiener filter
+    wiener_power: float = 1.0  # the masks as they are
 
     def __post_init__(self) -> None:
         if isinstance(self.unet, dict):
@@ -190,6 +203,7 @@ class Preset:
         _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}")
         _check(isinstance(self.wiener, int) and not isinstance(self.wiener, bool) and 0 <= self.wiener <= 10,
                "wiener must be a whole number of EM iterations from 0 to 10")
+        _check(valid_wiener_power(self.wiener_power), f"wiener_power must be a number in (0, {MAX_WIENER_POWER:g}], not {self.wiener_power!r}")
         if self.channel_mode == "stereo":
             _check(self.unet.in_channels == 2 and self.unet.out_channels == 2, "channel_mode 'stereo' needs a U-Net with 2 input and 2 output channels")
         else:
@@ -215,8 +229,9 @@ class Preset:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         _check(not unknown, f"unknown preset keys: {sorted(unknown)}")
-        if "wiener" not in data and data.get("name") in PRESETS:  # stored before the field
-            data["wiener"] = PRESETS[data["name"]].wiener
+        for key in ("wiener", "wiener_power"):
+            if key not in data and data.get("name") in PRESETS:  # stored before the field
+                data[key] = getattr(PRESETS[data["name"]], key)
         unet_known = {f.name for f in dataclasses.fields(UNetConfig)}
         _check(not (set(unet) - unet_known), f"unknown U-Net keys: {sorted(set(unet) - unet_known)}")
         return cls(unet=UNetConfig(**unet), **data)
@@ -265,7 +280,9 @@ SPLEETER = Preset(
 # The shipped default's processing: Spleeter's network, STFT and patches; the two stems' masks are
 # the ratio of the networks' output spectrograms, |v| / (|v| + |a|) (Spleeter squares them: ratio2),
 # and the band above the modelled 11 kHz gets each mask's mean over its top 1 kHz (Spleeter: zeros).
-SPLEETER_RATIO = replace(SPLEETER, name="spleeter-ratio", combine="ratio", high_band="edge", wiener=1)
+# A multichannel Wiener filter of one EM iteration refines the stems, from the masks to the power 0.7
+# (softer first estimates): chosen on MUSDB18's validation tracks (docs/experiments/wiener-power.md).
+SPLEETER_RATIO = replace(SPLEETER, name="spleeter-ratio", combine="ratio", high_band="edge", wiener=1, wiener_power=0.7)
 
 # The paper's network and spectrogram with half its hop: 384 samples (47 ms)
 # instead of 768, so frames overlap by 62.5 % instead of 25 %: a finer time grid

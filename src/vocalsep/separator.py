@@ -8,7 +8,7 @@ Per segment of the input (``(channels, samples)`` at its own rate):
    (``split_patches``); channels go through as a batch, or as pairs (``"stereo"`` presets);
 2. each network predicts a soft mask for its target; with a vocal and an accompaniment
    model the two masks are combined (``combine``, :func:`combine_masks`) or refined by a
-   multichannel Wiener filter (``wiener``);
+   multichannel Wiener filter (``wiener``) that starts from the masks to the power ``wiener_power``;
 3. full-band stems are formed from the low-rate masks (``fullband``): ``"interpolate"``
    maps the masks onto an STFT of the input at its own rate
    (:func:`~vocalsep.spectral.interpolate_mask`); ``"bandlimited"`` inverts the masked
@@ -186,7 +186,9 @@ class Separator:
         # the Wiener filter models the stems' stereo images: with the same signal in every channel (a mono
         # input, duplicated, or dual-mono stereo) it has none to model, and the combine rule's masks stay
         if self.settings.wiener and len(targets) == 2 and not all(torch.equal(spec[0], c) for c in spec[1:]):
-            masks = wiener_masks(spec[:, : self.preset.bins], {t: m.float() * mag for t, m in raw.items()}, self.settings.wiener)
+            power = self.settings.wiener_power
+            first = {t: (m.float() if power == 1 else m.float().clamp_min(0).pow(power)) * mag for t, m in raw.items()}
+            masks = wiener_masks(spec[:, : self.preset.bins], first, self.settings.wiener)
         else:
             masks = combine_masks(front.combine_inputs(raw, mag, rule), rule)
         if rule != "independent" and not complement and other in self.models:

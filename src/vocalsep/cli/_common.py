@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from .._argtypes import shifts, wiener
+from .._argtypes import shifts, wiener, wiener_power
 from .._signals import raise_or_defer
 from ..config import COMBINE_RULES, FULLBAND_RULES, PAD_RULES, PRECISIONS
 
@@ -41,7 +41,7 @@ def configure_logging(verbose: bool, quiet: bool) -> None:
 # -- the separation options of separate and evaluate
 
 def add_separation_options(parser: argparse.ArgumentParser, *, systems: bool = False) -> None:
-    """--fullband, --combine, --pad, --shifts, --wiener, --precision and --device, with the choices of vocalsep.config.
+    """--fullband, --combine, --pad, --shifts, --wiener, --wiener-power, --precision and --device, with the choices of vocalsep.config.
 
     Each default ``None`` leaves the choice to the model's preset (or the separator's default).  ``systems``
     (evaluate) adds which systems each option changes: the model systems, and for --fullband and --shifts the oracle."""
@@ -65,6 +65,9 @@ def add_separation_options(parser: argparse.ArgumentParser, *, systems: bool = F
                         help="refine the two networks' stems with a multichannel Wiener filter of N EM iterations, as Open-Unmix "
                         "does (with the bandlimited full-band rule); 0: off" + note + " (default: the model's preset's: 1 for "
                         "spleeter-ratio, the default model's, 0 for the others)")
+    parser.add_argument("--wiener-power", type=wiener_power, default=None, metavar="P",
+                        help="the Wiener filter's first estimates are the networks' masks to the power P times the mixture: "
+                        "below 1 they are softer" + note + " (default: the model's preset's: 0.7 for spleeter-ratio, 1 for the others)")
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
                         help="number format of the networks: bf16 is faster on CPUs with bfloat16 instructions and changes the stems "
                         "slightly; auto: bf16 where the CPU has them" + note + " (default: the model's preset's: fp32 for "
@@ -72,7 +75,7 @@ def add_separation_options(parser: argparse.ArgumentParser, *, systems: bool = F
     parser.add_argument("--device", choices=DEVICES, default="cpu", help="where the network runs" + note + " (default: cpu)")
 
 
-SEPARATION_FIELDS = ("fullband", "high_band", "complement", "combine", "pad", "shifts", "wiener", "precision")
+SEPARATION_FIELDS = ("fullband", "high_band", "complement", "combine", "pad", "shifts", "wiener", "wiener_power", "precision")
 
 
 def separation_options(args):

@@ -34,7 +34,8 @@ def cmd_info(args) -> int:
         print(f"\n{path}")
         print(f"  target:        {ck.target}")
         print(f"  preset:        {p.name}: {p.sample_rate} Hz, STFT {p.n_fft}/{p.hop}, {p.bins} bins (0-{p.max_frequency:.0f} Hz), patches of {p.patch_frames} frames")
-        wiener = f", Wiener filter {p.wiener} EM iteration{'s' if p.wiener > 1 else ''}" if p.wiener else ""
+        power = f" from the masks to the power {p.wiener_power:g}" if p.wiener_power != 1 else ""
+        wiener = f", Wiener filter {p.wiener} EM iteration{'s' if p.wiener > 1 else ''}{power}" if p.wiener else ""
         print(f"  separation:    combine {p.combine}, full band {p.fullband}, high band {p.high_band}, precision {p.precision}{wiener}")
         u = p.unet
         print(f"  network:       {'U-Net' if u.skip else 'baseline encoder-decoder (no skips)'}, channels {list(u.channels)}, kernel {u.kernel_size}, stride {u.stride}, input norm {u.input_norm}")

@@ -161,6 +161,8 @@ def evaluate(config: EvalConfig | None = None, **kwargs) -> dict:
         options_text += f";shifts={sep.shifts}"
     if sep.wiener is not None:
         options_text += f";wiener={sep.wiener}"
+    if sep.wiener_power is not None:
+        options_text += f";wiener_power={sep.wiener_power:g}"
     identities = {s.name: s.identity(options_text) for s in specs}
     setup = {"metric": cfg.metric, "variant": VARIANTS[cfg.metric], "rate": rate, "dataset": layout_of(cfg),
              "data": str(cfg.data)}  # as the user gave it: a report names its data that way

@@ -82,9 +82,12 @@ class SystemSpec:
             paths = resolve_model(self.model)[1]
             for p in paths:
                 h.update(Path(p).read_bytes())
-            # a preset's Wiener filter (a default that can change without the files) is part of the identity
-            wiener = max(Preset.from_json(read_metadata(p)["vocalsep.preset"]).wiener for p in paths)
-            return f"model:{self.value}:sha256={h.hexdigest()[:16]}:{options}" + (f";preset-wiener={wiener}" if wiener else "")
+            # a preset's Wiener filter and its power (defaults that can change without the files) are part of the identity
+            presets = [Preset.from_json(read_metadata(p)["vocalsep.preset"]) for p in paths]
+            wiener = max(p.wiener for p in presets)
+            power = max(p.wiener_power for p in presets)
+            return (f"model:{self.value}:sha256={h.hexdigest()[:16]}:{options}" + (f";preset-wiener={wiener}" if wiener else "")
+                    + (f";preset-wiener-power={power:g}" if wiener and power != 1 else ""))
         if self.kind == "estimates":
             return f"estimates:{Path(self.value).resolve()}"
         if self.kind == "oracle":

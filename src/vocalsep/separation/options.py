@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, replace
 
 
-from ..config import COMBINE_RULES, FULLBAND_RULES, HIGH_BAND_RULES, PAD_RULES, PRECISIONS, Preset
+from ..config import COMBINE_RULES, FULLBAND_RULES, HIGH_BAND_RULES, MAX_WIENER_POWER, PAD_RULES, PRECISIONS, Preset, valid_wiener_power
 from ..errors import ConfigError
 
 
@@ -39,6 +39,8 @@ class SeparationOptions:
     # None: the preset's; 0: the masks of combine; N >= 1: a multichannel Wiener filter of the two
     # networks' output spectrograms with N EM iterations instead (needs both models and the bandlimited rule)
     wiener: int | None = None
+    # None: the preset's; the power of the networks' masks in the Wiener filter's first estimates
+    wiener_power: float | None = None
 
     def resolved(self, preset: Preset) -> "SeparationOptions":
         """These options with every unset field taken from ``preset``: the one place where a preset's
@@ -50,6 +52,7 @@ class SeparationOptions:
             fullband = "bandlimited"
         wiener = self.wiener if self.wiener is not None else preset.wiener if fullband == "bandlimited" else 0
         return replace(self, fullband=fullband, high_band=self.high_band or preset.high_band, wiener=wiener,
+                       wiener_power=self.wiener_power if self.wiener_power is not None else preset.wiener_power,
                        combine=self.combine or preset.combine, segment_frames=self.segment_frames or preset.segment_frames,
                        precision=self.precision or preset.precision)
 
@@ -74,3 +77,5 @@ class SeparationOptions:
             raise ConfigError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
         if self.wiener is not None and (not isinstance(self.wiener, int) or isinstance(self.wiener, bool) or not 0 <= self.wiener <= 10):
             raise ConfigError(f"wiener must be a whole number of EM iterations from 0 to 10, not {self.wiener!r}")
+        if self.wiener_power is not None and not valid_wiener_power(self.wiener_power):
+            raise ConfigError(f"wiener_power must be a number in (0, {MAX_WIENER_POWER:g}], not {self.wiener_power!r}")
