@@ -652,7 +652,7 @@ def stage_breakdown(sep, path: str, seconds: float) -> dict:
             if stft is not None:
                 st.wrap(stft, "forward", f"stft_{tag}")
                 st.wrap(stft, "inverse", f"istft_{tag}")
-        for target, m in sep.models.items():
+        for target, m in sep._networks().items():  # the networks that run, in the separator's precision
             st.hook_module(m, f"model: {target}")
         st.wrap(AudioWriter, "write", "write")
         st.wrap(AudioWriter, "commit", "commit")
