@@ -140,8 +140,7 @@ def test_bf16_precision_runs_copies_and_stays_close(tiny):
     for stem in ref:
         assert out[stem].shape == ref[stem].shape
         assert snr(ref[stem].numpy(), out[stem].numpy()) > 20, stem
-    assert set(fast._inference) == set(tiny.models)  # built once, on first use
-    assert tiny._inference == {}  # float32 with the paper's presets: the models themselves
+    assert set(fast._low_precision) == set(tiny.models)  # built once, on first use
     assert all(next(m.parameters()).dtype == torch.float32 for m in tiny.models.values())  # the models are untouched
     with pytest.raises(ConfigError):
         SeparationOptions(precision="fp16")
@@ -416,24 +415,6 @@ def test_wiener_filter_stems_add_up_to_the_mixture(iterations):
     mix = stft.forward(torch.from_numpy(x))[:, :500]
     assert snr(mix.abs().numpy(), total.abs().numpy()) > 40
     assert not torch.allclose(out["vocals"], base["vocals"], atol=1e-4)
-
-
-def test_float32_stereo_presets_run_rearranged_copies_with_the_models_output():
-    """The stereo presets' float32 networks are InferenceUNet copies (transposed convolutions rearranged
-    into ordinary ones): the stems are the models' own to float rounding, and the models keep their layers."""
-    from vocalsep.inference import InferenceUNet
-
-    models = make_models(STEREO_TINY)
-    x = synth_song(2.0, 22050)
-    sep = Separator(models, STEREO_TINY, SeparationOptions(precision="fp32"))
-    out = sep.separate(x, 22050)
-    assert set(sep._inference) == set(models) and all(isinstance(n, InferenceUNet) for n in sep._inference.values())
-    plain = Separator(models, STEREO_TINY, SeparationOptions(precision="fp32"))
-    plain._networks = lambda: plain.models  # the models themselves
-    ref = plain.separate(x, 22050)
-    for stem in ("vocals", "accompaniment"):
-        assert snr(ref[stem].numpy(), out[stem].numpy()) > 80, stem
-    assert all(any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.modules()) for model in models.values())
 
 
 def _random_mixture(channels, bins=150, frames=90, mono=False, seed=0):

@@ -24,9 +24,9 @@ class SubPixelConvTranspose2d(nn.Module):
     outputs, :func:`torch.nn.functional.pixel_shuffle` interleaves them, and
     the result is cropped to the transposed convolution's padding and
     ``output_padding``.  The output equals :class:`torch.nn.ConvTranspose2d`'s up
-    to float rounding (tested).  :class:`InferenceUNet` uses it where oneDNN
-    runs ordinary convolutions better than transposed ones: in bfloat16, and
-    in float32 in the channels-last memory format (the stereo presets).
+    to float rounding (tested).  :class:`InferenceUNet` uses it in bfloat16,
+    where oneDNN runs ordinary convolutions better than transposed ones;
+    float32 inference keeps the original layer.
     """
 
     def __init__(self, deconv: nn.ConvTranspose2d):
@@ -137,15 +137,12 @@ POLYPHASE_MIN_CHANNELS = 16  # InferenceUNet: PolyphaseConvTranspose2d from this
 
 
 class InferenceUNet(nn.Module):
-    """A frozen copy of a :class:`UNet` for separation, in float32 or bfloat16.
+    """A frozen copy of a :class:`UNet` for separation in another precision.
 
     The input is normalised in float32 (the model's own rule), then the copy
     runs in ``dtype`` with its transposed convolutions as
     :class:`PolyphaseConvTranspose2d` (16 and more output channels) or
     :class:`SubPixelConvTranspose2d` (fewer), and the mask comes back in float32.
-    A float32 copy shares the model's other tensors (its convolutions, BatchNorm
-    and head), so it adds only the rearranged decoder kernels to memory; the
-    model's values are never changed.
     """
 
     def __init__(self, model: UNet, dtype: torch.dtype = torch.bfloat16):
@@ -153,11 +150,7 @@ class InferenceUNet(nn.Module):
         import copy
         from dataclasses import replace
 
-        shared: dict[int, torch.Tensor] = {}
-        if dtype == torch.float32 and all(t.dtype == torch.float32 for t in model.state_dict().values() if t.is_floating_point()):
-            shared = {id(t): t for t in (*model.parameters(), *model.buffers())}
-        # a bfloat16 copy is converted first: the rearranging below moves half the bytes
-        net = copy.deepcopy(model, memo=dict(shared)).eval().to(dtype)
+        net = copy.deepcopy(model).eval().to(dtype)  # converted first: the rearranging below moves half the bytes
         self.input_norm = net.config.input_norm
         net.config = replace(net.config, input_norm="none")
         for seq in list(net.decoder) + ([net.head] if net.head is not None else []):
@@ -166,8 +159,7 @@ class InferenceUNet(nn.Module):
                     many = module.out_channels >= POLYPHASE_MIN_CHANNELS
                     seq[i] = (PolyphaseConvTranspose2d if many else SubPixelConvTranspose2d)(module)
         for p in net.parameters():
-            if id(p) not in shared:  # a shared tensor stays the model's own, trainable if it was
-                p.requires_grad_(False)
+            p.requires_grad_(False)
         self.net = net
         self.dtype = dtype
 

@@ -85,13 +85,14 @@ class Separator:
                 raise ModelError(f"unknown target {target!r}; known: {', '.join(STEMS)}")
         self.device = _device(device)
         self.models = {t: m.eval().to(self.device) for t, m in models.items()}
+        self._channels_last = False  # the float32 models, converted when they run (_networks)
         self.preset = preset
         self.options = options or SeparationOptions()
         self.name = name
         self.checkpoints = list(checkpoints)
         self.settings = self.options.resolved(preset)  # every unset option taken from the preset
         self.front = SpectralFrontEnd(preset, self.options, self.device)
-        self._inference: dict[str, nn.Module] = {}  # the networks that run (_networks), built on first use
+        self._low_precision: dict[str, nn.Module] = {}
 
     @property
     def precision(self) -> str:
@@ -102,18 +103,22 @@ class Separator:
         return rule
 
     def _networks(self) -> Mapping[str, nn.Module]:
-        """The networks in :attr:`precision`: float32 with the paper's presets, the models themselves;
-        the stereo presets and bfloat16, :class:`InferenceUNet` copies in their memory format."""
+        """The networks in :attr:`precision` (float32: the models themselves)."""
         precision = self.precision
-        stereo = self.preset.channel_mode == "stereo"
-        if precision == "fp32" and not stereo:
-            return self.models  # there, oneDNN's transposed convolutions are faster than the rearranged ones
-        if not self._inference:
-            if precision != "fp32" and not _has_bf16(self.device):
+        if precision == "fp32":
+            if self.preset.channel_mode == "stereo" and not self._channels_last:
+                # the channels-last memory format suits oneDNN's convolutions; converted here, not in
+                # __init__, because bfloat16 separation makes its own copies and does not need it
+                self.models = {t: m.to(memory_format=torch.channels_last) for t, m in self.models.items()}
+                self._channels_last = True
+            return self.models
+        if not self._low_precision:
+            if not _has_bf16(self.device):
                 log.warning("this %s has no bfloat16 instructions: precision bf16 will be slower than fp32", self.device.type.upper())
-            fmt = torch.channels_last if stereo else torch.contiguous_format  # channels-last suits oneDNN's convolutions
-            self._inference = {t: InferenceUNet(m, DTYPES[precision]).to(memory_format=fmt) for t, m in self.models.items()}
-        return self._inference
+            dtype = DTYPES[precision]
+            fmt = torch.channels_last if self.preset.channel_mode == "stereo" else torch.contiguous_format
+            self._low_precision = {t: InferenceUNet(m, dtype).to(memory_format=fmt) for t, m in self.models.items()}
+        return self._low_precision
 
     # -- construction
     @classmethod
