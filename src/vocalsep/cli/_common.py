@@ -12,7 +12,7 @@ import sys
 
 from .._argtypes import shifts, wiener, wiener_power
 from .._signals import raise_or_defer
-from ..config import COMBINE_RULES, FULLBAND_RULES, PAD_RULES, PRECISIONS
+from ..config import COMBINE_RULES, FULLBAND_RULES, PAD_RULES, PRECISIONS, SPLEETER_RATIO
 
 DEVICES = ("cpu", "cuda")
 
@@ -67,7 +67,8 @@ def add_separation_options(parser: argparse.ArgumentParser, *, systems: bool = F
                         "spleeter-ratio, the default model's, 0 for the others)")
     parser.add_argument("--wiener-power", type=wiener_power, default=None, metavar="P",
                         help="the Wiener filter's first estimates are the networks' masks to the power P times the mixture: "
-                        "below 1 they are softer" + note + " (default: the model's preset's: 0.7 for spleeter-ratio, 1 for the others)")
+                        "below 1 they are softer" + note + f" (default: the model's preset's: {SPLEETER_RATIO.wiener_power:g} for spleeter-ratio, 1 for "
+                        "the others)")
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
                         help="number format of the networks: bf16 is faster on CPUs with bfloat16 instructions and changes the stems "
                         "slightly; auto: bf16 where the CPU has them" + note + " (default: the model's preset's: fp32 for "
