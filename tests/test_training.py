@@ -81,6 +81,29 @@ def test_resume_after_a_kill_gives_the_same_weights(mir, tmp_path):
     assert load_checkpoint(tmp_path / "killed" / "last.safetensors").preset.unet.skip is False
 
 
+def test_resume_with_only_out_takes_the_runs_settings(mir, tmp_path):
+    """`vocalsep train --out DIR --resume` continues a killed run with the options of its config.json, to the
+    same weights as one straight run; --stop-after still applies; without --data and --resume, or without a run
+    in DIR, it is a one-line usage error."""
+    common = ["--data", mir, "--steps", "6", "--steps-per-epoch", "2", "--valid-groups", "cat", "--lr", "0.002", *TINY]
+    assert train_cli(*common, "--out", tmp_path / "straight").returncode == 0
+    r = train_cli(*common, "--out", tmp_path / "killed", kill_at=3)
+    assert r.returncode == 137
+    r = train_cli("--out", tmp_path / "killed", "--resume", "--stop-after", "4")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "killed" / "summary.json").read_text())["steps"] == 4
+    r = train_cli("--out", tmp_path / "killed", "--resume")
+    assert r.returncode == 0, r.stderr
+    a = load_file(tmp_path / "straight" / "last.safetensors")
+    b = load_file(tmp_path / "killed" / "last.safetensors")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    for args, said in ((["--out", tmp_path / "new"], "--data is required"),
+                       (["--out", tmp_path / "nothing", "--resume"], "no run to continue")):
+        r = train_cli(*args)
+        assert r.returncode == 2 and said in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not (tmp_path / "nothing").exists()
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

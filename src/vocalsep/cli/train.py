@@ -15,8 +15,9 @@ from ..stems import STEMS
 def add_train_parser(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("train", parents=[common], help="train a U-Net for one target", description="Train a U-Net (or the paper's baseline) for one target. "
                        "Data-parallel: torchrun --nproc-per-node N $(which vocalsep) train ...")
-    p.add_argument("--data", required=True, metavar="PATH",
-                   help="dataset folder, .stem.mp4 file or pair manifest (.csv); with --recipe, the data folder its paths start from")
+    p.add_argument("--data", default=None, metavar="PATH",
+                   help="dataset folder, .stem.mp4 file or pair manifest (.csv); with --recipe, the data folder its paths start from "
+                        "(required, except with --resume, which then takes the run's own settings from --out)")
     p.add_argument("--dataset", choices=["mir1k", "stems", "musdb", "pairs"], default=None, help="dataset layout (default: guessed from PATH)")
     p.add_argument("--recipe", default=None, metavar="FILE.json",
                    help="a training mixture of several sources and their shares (docs/training.md); needed by stereo presets")
@@ -59,7 +60,9 @@ def add_train_parser(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=0, metavar="N",
                    help="processes preparing batches ahead (default 0: in the training process; on a GPU the sampler is the bottleneck, use several)")
     p.add_argument("--cache-dir", default=None, help="feature cache (default: beside --out)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in --out: with the same options, or with none but --out (its config.json "
+                        "gives them; --stop-after and the options given still apply)")
     p.add_argument("--config", default=None, metavar="FILE.json",
                    help="more settings, by the names of a run's config.json (e.g. warmup_steps, epochs, time_budget); "
                         "an option given here wins")
@@ -67,9 +70,9 @@ def add_train_parser(sub, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args) -> int:
-    if not args.recipe:  # validation on whole tracks scores with BSS Eval (scipy); a recipe's validation does not
-        need_extra("train", "train")
     from ..training import TrainConfig, fit
+
+    saved = _saved_run(args) if args.data is None else {}
 
     given = {  # the command line's settings, by TrainConfig's names
         "data": args.data, "out": args.out, "dataset": args.dataset, "recipe": args.recipe, "patch_frames": args.patch_frames,
@@ -83,10 +86,12 @@ def cmd_train(args) -> int:
     }
     settings = _config_file(args.config, args) if args.config else {}
     try:
-        cfg = TrainConfig.from_dict({**given, **settings, **_explicit(given, args), "data": args.data, "out": args.out,
-                                     "progress": not args.quiet and sys.stderr.isatty()})
+        cfg = TrainConfig.from_dict({**given, **saved, **settings, **_explicit(given, args), "data": args.data or saved["data"],
+                                     "out": args.out, "progress": not args.quiet and sys.stderr.isatty()})
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+    if not cfg.recipe:  # validation on whole tracks scores with BSS Eval (scipy); a recipe's validation does not
+        need_extra("train", "train")
     logging.getLogger("vocalsep").setLevel(logging.INFO if not args.quiet else logging.ERROR)
     summary = fit(cfg)
     if not args.quiet and int(os.environ.get("RANK", "0")) == 0:
@@ -95,6 +100,22 @@ def cmd_train(args) -> int:
               f"({summary['patches_per_s']:.1f} patches/s); last validation NSDR {last.get('valid_nsdr', float('nan')):.2f} dB; "
               f"best model {Path(summary['out']) / 'best.safetensors'}", file=sys.stderr)
     return EXIT_OK
+
+
+def _saved_run(args) -> dict:
+    """``--resume`` without ``--data``: the interrupted run's settings from its ``config.json``, less those of
+    one invocation (where this stage stops, the progress bar)."""
+    if not args.resume:
+        raise UsageError("train: --data is required (or --resume, to continue the run in --out with its own settings)")
+    path = Path(args.out) / "config.json"
+    if not path.is_file():
+        raise UsageError(f"--resume: {args.out} holds no run to continue (no config.json); give --data and the run's options")
+    saved = _config_file(str(path), args)
+    if not saved.get("data"):
+        raise UsageError(f"--resume: {path} names no data; give --data and the run's options")
+    for key in ("out", "resume", "stop_after", "progress"):
+        saved.pop(key, None)
+    return saved
 
 
 def _explicit(given: dict, args) -> dict:
