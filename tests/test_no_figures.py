@@ -1,4 +1,4 @@
-"""The code says what it does, not what it measured: no measured figures (dB values, speed-ups,
+"""The code says what it does, not what it measured: no measured figures (dB values, speed-ups, timings,
 "x real time") and no experiment history ("round N") in the package's source, its comments,
 docstrings and help texts.  Measurements belong in docs/ and benchmarks/results/.
 
@@ -16,6 +16,9 @@ PATTERNS = {
     "a real-time factor": re.compile(r"\d+(\.\d+)? ?x (faster than )?real[ -]?time"),
     "a speed-up": re.compile(r"\d+(\.\d+)? ?(x|times) (faster|slower|as fast)\b|\d+(\.\d+)? times the time"),
     "a measurement": re.compile(r"\b[Mm]easured\b.{0,40}\d|\d.{0,60}\(measured\b"),
+    "a timing": re.compile(r"\b(takes|took|costs?|take about|runs? in) (about |only |under )?"
+                           r"(\d+(\.\d+)? ?(s|ms|seconds?|minutes?|hours?)|(a|half an?) (second|minute|hour)s?)\b"
+                           r"|\babout \d+(\.\d+)? ?(s|ms|seconds?|minutes?) (for|per)\b"),
 }
 
 
@@ -46,6 +49,9 @@ def test_the_patterns_find_figures(tmp_path):
         'z = 3  # 40x real time\n'
         'w = 4  # costs 1 s per 3 minutes (measured)\n'
         'ok = f"{sdr:.2f} dB"  # gain_db, a unit after a field\n'
+        '"""checksums (about 0.5 s for a checkpoint)"""\n'
+        'v = 5  # they take about a second\n'
+        'fine = 6  # last about as long as the original, take 3 seconds of it, a window of about 50 ms\n'
     )
     assert [h.split(": ")[1] for h in hits([bad])] == ["a figure in dB", "a measurement", "an experiment round", "a speed-up",
-                                                        "a real-time factor", "a measurement"]
+                                                        "a real-time factor", "a measurement", "a timing", "a timing", "a timing"]

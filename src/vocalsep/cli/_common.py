@@ -55,8 +55,8 @@ def add_separation_options(parser: argparse.ArgumentParser, *, systems: bool = F
                         help="how a vocal and an accompaniment model's masks are combined" + note +
                         " (default: the model's preset's; average for jansson2017)")
     parser.add_argument("--pad", choices=PAD_RULES, default=None,
-                        help="how a segment shorter than the network's input is padded: wrap repeats it from its start" + note +
-                        " (the only rule, the default)")
+                        help="how the paper's presets pad a segment shorter than the network's input: wrap repeats it from its start"
+                        + note + " (the only rule, the default; the stereo presets cut patches and zero-pad the last)")
     parser.add_argument("--shifts", type=shifts, default=None, metavar="N",
                         help="separate each segment N times, delayed by 1/N of the model's hop each time, and average the stems "
                         "(N times the network work); with N > 1 the full-band rule is bandlimited unless --fullband says otherwise"

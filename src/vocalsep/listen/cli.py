@@ -86,7 +86,7 @@ def add_listen_parser(sub, common: argparse.ArgumentParser) -> argparse.Argument
 
     p = steps.add_parser(
         "report", parents=[common], help="statistics, paired tests, a Figure-5-like chart and the raw responses",
-        description="Per system and question: n, mean, SD and 95 %% confidence interval over the participants who passed "
+        description="Per system and question: n, mean, SD and 95 % confidence interval over the participants who passed "
         "every control; Wilcoxon signed-rank tests between systems; ratings.png; responses.csv with every rating.")
     p.add_argument("study", metavar="STUDY", help="the study folder")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder")

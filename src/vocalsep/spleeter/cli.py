@@ -32,7 +32,7 @@ def add_import_parser(sub, common):
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder for vocals.safetensors and accompaniment.safetensors")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing model files")
     p.add_argument("--no-verify", dest="verify", action="store_false",
-                   help="skip the CRC32C checksums of a TensorFlow checkpoint (they take about a second)")
+                   help="skip the CRC32C checksums of a TensorFlow checkpoint")
     p.set_defaults(func=cmd_import_spleeter)
     return p
 

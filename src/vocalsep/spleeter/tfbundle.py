@@ -17,8 +17,7 @@ A TensorFlow 2 / ``tf.compat.v1.train.Saver`` checkpoint with prefix ``P`` is
 
 The few protobuf fields are decoded by hand; no TensorFlow, no protobuf
 runtime.  Checksums of the index blocks and of every tensor are verified
-(CRC32C, vectorised with NumPy: about 0.5 s for Spleeter's 79 MB 2-stem
-checkpoint).  Partitioned (sliced) variables and string tensors are refused.
+(CRC32C, vectorised with NumPy).  Partitioned (sliced) variables and string tensors are refused.
 """
 
 from __future__ import annotations

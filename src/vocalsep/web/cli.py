@@ -29,7 +29,7 @@ def add_web_parser(sub, common: argparse.ArgumentParser) -> argparse.ArgumentPar
     p = sub.add_parser(
         "web", parents=[common], help="separate songs in the browser: upload, listen, sing along, download",
         description="Serve a page where songs and videos are uploaded, separated by a queue of workers, played back with "
-        "a vocal-level slider (0 %% = karaoke, 100 %% = original) and downloaded as stems or mixes. Jobs and their files "
+        "a vocal-level slider (0 % = karaoke, 100 % = original) and downloaded as stems or mixes. Jobs and their files "
         "are kept under --data (SQLite and plain files) across restarts. Needs pip install 'vocalsep[web]'.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only; "
                    "any other address needs --token)")
@@ -41,7 +41,7 @@ def add_web_parser(sub, common: argparse.ArgumentParser) -> argparse.ArgumentPar
     p.add_argument("--workers", type=count, default=1, metavar="N",
                    help="songs separated at once, each worker with its own copy of the model (default: 1)")
     p.add_argument("--token", default=None, metavar="T",
-                   help="a secret of 16 or more letters, digits, '-' or '_' that every visitor needs (given in the address "
+                   help="a secret of 16 to 128 letters, digits, '-' or '_' that every visitor needs (given in the address "
                    "the command prints); required with a --host other than loopback")
     p.add_argument("--keep", type=count, default=50, metavar="N", help="finished jobs kept; older ones are deleted (default: 50)")
     p.add_argument("--max-mb", type=_megabytes, default=200.0, metavar="M", help="largest upload in megabytes (default: 200)")
