@@ -117,6 +117,8 @@ def test_upload_play_download_delete(make_app, tmp_path, tiny_model_dir):
     # a range of a stem (the browser's media elements ask for them)
     r = c.get(f"/api/jobs/{job['id']}/vocals.wav", headers={"Range": "bytes=0-99"})
     assert r.status_code == 206 and len(r.data) == 100
+    r = c.get(f"/api/jobs/{job['id']}/vocals.wav", headers={"Range": "bytes=50000000-50000010"})  # past its end: JSON too
+    assert r.status_code == 416 and r.is_json and "range" in r.get_json()["error"] and r.headers["Content-Range"].startswith("bytes */")
 
     # the mix at a vocal level, and with the accompaniment muted
     r = c.get(f"/api/jobs/{job['id']}/mix.wav?vocals=0.35")
@@ -196,6 +198,8 @@ def test_other_refusals_leave_nothing(make_app, tmp_path):
     assert r.status_code == 400 and "field 'file'" in r.get_json()["error"]
     r = c.post("/api/jobs", data=b"raw bytes", content_type="audio/wav")
     assert r.status_code == 400 and "field 'file'" in r.get_json()["error"]
+    r = c.post("/api/jobs", data={"file": [(io.BytesIO(wav_bytes(1.0)), "a.wav"), (io.BytesIO(wav_bytes(1.0)), "b.wav")]})
+    assert r.status_code == 400 and r.get_json()["error"] == "send one file per request (this one has 2 in the field 'file')"
     r = upload(c, "a.wav", wav_bytes(1.0), model="../../etc")
     assert r.status_code == 400 and r.get_json()["error"] == "unknown model '../../etc'; this server offers tiny, other"
     # larger than --max-mb: by a little (the file is measured) and by a lot (the request is refused unread)
@@ -369,6 +373,9 @@ def test_mp3_of_many_channels_is_refused_clearly(make_app, tmp_path):
     assert job["status"] == "done" and job["channels"] == 3
     r = c.get(f"/api/jobs/{job['id']}/vocals.mp3")
     assert r.status_code == 422 and "MP3 stores 1 or 2 channels" in r.get_json()["error"] and str(tmp_path) not in r.get_json()["error"]
+    r = c.get(f"/api/jobs/{job['id']}/mix.mp3")  # the mix is written to a temporary file: its path is not shown either
+    assert r.status_code == 422 and r.get_json()["error"].startswith("mix.mp3: MP3 stores 1 or 2 channels"), r.get_json()
+    assert not list((tmp_path / "data" / "tmp").iterdir())
     assert c.get(f"/api/jobs/{job['id']}/vocals.flac").status_code == 200
     assert not list((tmp_path / "data" / "jobs" / job["id"]).glob(".*"))
 
@@ -383,6 +390,7 @@ def test_token(make_app, tmp_path):
         assert r.status_code == 401 and "token" in r.get_json()["error"], path
     assert c.get("/api/jobs", headers={"Authorization": "Bearer " + TOKEN[:-1] + "x"}).status_code == 401
     assert c.get("/api/jobs", headers={"Authorization": "Bearer " + TOKEN}).status_code == 200
+    assert c.get("/api/jobs", headers={"Authorization": "bearer  " + TOKEN}).status_code == 200  # the scheme in any case
     assert c.post("/api/session", json={"token": "wrong"}).status_code == 401
     assert c.get("/api/jobs").status_code == 401
     r = c.post("/api/session", json={"token": TOKEN})
@@ -429,7 +437,35 @@ def test_config_and_page(make_app):
         text = c.get(f"/static/{f}").get_data(as_text=True)
         assert "http://" not in text and "https://" not in text
     assert c.get("/api/jobs").headers["Cache-Control"] == "no-store"
-    assert c.put("/api/jobs").status_code == 405 and c.put("/api/jobs").is_json
+    r = c.put("/api/jobs")
+    assert r.status_code == 405 and r.is_json and set(r.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+
+
+def test_a_job_a_worker_has_taken_is_running_not_queued_without_a_place(make_app):
+    """Between a worker taking a job and its row saying so, the job is shown running (not queued with
+    no place in the queue)."""
+    app = make_app(start=False)
+    c = app.test_client()
+    r = upload(c, "a.wav", wav_bytes(1.0))
+    assert r.status_code == 202 and (r.get_json()["status"], r.get_json()["position"]) == ("queued", 1)
+    job_id = r.get_json()["id"]
+    assert app.config["POOL"]._next() == job_id  # what a worker does first, before its row says running
+    assert app.config["STORE"].get(job_id)["status"] == "queued"
+    j = c.get(f"/api/jobs/{job_id}").get_json()
+    assert (j["status"], j["position"]) == ("running", None)
+    q = c.get("/api/jobs").get_json()
+    assert q["queue"]["running"] == 1 and q["queue"]["waiting"] == 0 and q["jobs"][0]["status"] == "running"
+
+
+def test_data_that_is_not_a_folder_is_one_line(tmp_path, capsys):
+    from vocalsep.cli import main
+
+    (tmp_path / "file").write_text("x")
+    for data in (tmp_path / "file", tmp_path / "file" / "sub"):
+        assert main(["web", "--port", "0", "--data", str(data)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(data) in err[0] and "cannot keep the web app's jobs there" in err[0], err
+    assert (tmp_path / "file").read_text() == "x"
 
 
 def test_store_recovers_after_a_crash(tmp_path):

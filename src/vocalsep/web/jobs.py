@@ -136,6 +136,12 @@ class JobPool:
         with self._lock:
             return {job_id: k + 1 for k, job_id in enumerate(self._queue)}
 
+    def places(self) -> tuple[dict[str, int], frozenset[str]]:
+        """The queue's places (as :meth:`positions`) and the jobs a worker has taken, read at one moment:
+        a taken job's row may still say queued for an instant."""
+        with self._lock:
+            return {job_id: k + 1 for k, job_id in enumerate(self._queue)}, frozenset(self._running)
+
     def delete(self, job_id: str) -> dict | None:
         """Delete a job, whatever its state; returns its row, or None when there is no such job."""
         with self._lock:

@@ -100,6 +100,7 @@ def create_app(data: str | Path, *, models: Mapping[str, object], default_model:
     ``app.config["POOL"].stop()`` stops them.  ``app.config["MAX_REQUEST_BODY"]`` is the request size
     the HTTP server should refuse outright."""
     from flask import Flask, Request, jsonify, render_template, request, send_file
+    from werkzeug.exceptions import HTTPException
 
     check_token(token)
     if not (max_mb > 0 and math.isfinite(max_mb)):
@@ -139,9 +140,11 @@ def create_app(data: str | Path, *, models: Mapping[str, object], default_model:
             raise ApiError(409, f"{job['name']} is not separated ({why})")
         return job
 
-    def view(job: dict, positions: Mapping[str, int]) -> dict:
+    def view(job: dict, places: tuple[Mapping[str, int], frozenset[str]]) -> dict:
+        positions, taken = places
+        status = "running" if job["status"] == "queued" and job["id"] in taken else job["status"]
         return {
-            "id": job["id"], "name": job["name"], "model": job["model"], "status": job["status"],
+            "id": job["id"], "name": job["name"], "model": job["model"], "status": status,
             "progress": 1.0 if job["status"] == "done" else round(job["progress"], 4),
             "error": job["error"], "position": positions.get(job["id"]),
             "duration": round(job["frames"] / job["sample_rate"], 3), "sample_rate": job["sample_rate"],
@@ -182,8 +185,8 @@ def create_app(data: str | Path, *, models: Mapping[str, object], default_model:
     # -- guards
 
     def authorised() -> bool:
-        auth = request.headers.get("Authorization", "")
-        if auth.startswith("Bearer ") and hmac.compare_digest(auth[7:].encode(), token.encode()):
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
             return True
         cookie = request.cookies.get(COOKIE, "")
         return hmac.compare_digest(cookie.encode(), session.encode())
@@ -227,20 +230,23 @@ def create_app(data: str | Path, *, models: Mapping[str, object], default_model:
 
     @app.get("/api/jobs")
     def api_jobs():
-        positions = pool.positions()
-        jobs = store.all()
-        running = sum(1 for j in jobs if j["status"] == "running")
-        return jsonify(jobs=[view(j, positions) for j in jobs],
-                       queue={"waiting": len(positions), "running": running, "max": max_queue, "workers": workers})
+        places = pool.places()
+        positions = places[0]
+        views = [view(j, places) for j in store.all()]
+        running = sum(1 for v in views if v["status"] == "running")
+        return jsonify(jobs=views, queue={"waiting": len(positions), "running": running, "max": max_queue, "workers": workers})
 
     @app.post("/api/jobs")
     def api_submit():
         full = {"Retry-After": str(RETRY_AFTER)}
         if pool.full():
             raise ApiError(429, f"the queue is full ({max_queue} files wait); try again when some are done", full)
-        upload = request.files.get("file")
-        if upload is None:
+        uploads = request.files.getlist("file")
+        if not uploads:
             raise ApiError(400, "send the audio or video file in the multipart/form-data field 'file'")
+        if len(uploads) > 1:
+            raise ApiError(400, f"send one file per request (this one has {len(uploads)} in the field 'file')")
+        upload = uploads[0]
         name = clean_name(upload.filename)
         model = request.form.get("model") or default_model
         if model not in models:
@@ -272,14 +278,14 @@ def create_app(data: str | Path, *, models: Mapping[str, object], default_model:
         finally:
             upload.close()
         log.info("job %s: %s queued", job_id, name)
-        resp = jsonify(view(store.get(job_id) or {}, pool.positions()))
+        resp = jsonify(view(store.get(job_id) or {}, pool.places()))
         resp.status_code = 202
         resp.headers["Location"] = f"{request.script_root}/api/jobs/{job_id}"
         return resp
 
     @app.get("/api/jobs/<job_id>")
     def api_job(job_id: str):
-        return jsonify(view(find(job_id), pool.positions()))
+        return jsonify(view(find(job_id), pool.places()))
 
     @app.delete("/api/jobs/<job_id>")
     def api_delete(job_id: str):
@@ -327,7 +333,7 @@ def create_app(data: str | Path, *, models: Mapping[str, object], default_model:
                 write_mix(folder, Path(tmp), fmt, gv, ga)
             except OutputError as exc:
                 Path(tmp).unlink(missing_ok=True)
-                raise ApiError(422, _no_path(exc, folder)) from None
+                raise ApiError(422, _no_path(exc, folder, {tmp: f"mix.{fmt}"})) from None
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
@@ -350,15 +356,16 @@ def create_app(data: str | Path, *, models: Mapping[str, object], default_model:
     def api_error(exc: ApiError):
         return jsonify(error=exc.message), exc.status, exc.headers
 
-    @app.errorhandler(400)
-    @app.errorhandler(404)
-    @app.errorhandler(405)
-    @app.errorhandler(413)
+    @app.errorhandler(HTTPException)
     @app.errorhandler(500)
     def http_error(exc):
+        """Every HTTP error as JSON, with the headers it needs (Allow of a 405, Content-Range of a 416)."""
         messages = {413: f"the upload is larger than the limit of {max_mb:g} MB",
+                    416: "the requested range is outside the file",
                     500: "the server failed to answer this request; its log says why"}
-        return jsonify(error=messages.get(exc.code, exc.description or exc.name)), exc.code
+        code = getattr(exc, "code", None) or 500
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"] if isinstance(exc, HTTPException) else []
+        return jsonify(error=messages.get(code, getattr(exc, "description", None) or getattr(exc, "name", "error"))), code, headers
 
     @app.after_request
     def headers(resp):
@@ -374,9 +381,13 @@ def create_app(data: str | Path, *, models: Mapping[str, object], default_model:
     return app
 
 
-def _no_path(exc: Exception, folder: Path) -> str:
-    """An output error's message without the server's path of the job folder."""
+def _no_path(exc: Exception, folder: Path, names: dict[str, str] | None = None) -> str:
+    """An output error's message without the server's path of the job folder; ``names`` maps
+    other paths (temporary files) to the names the visitor knows."""
     text = str(exc)
+    for path, name in (names or {}).items():
+        for p in (str(Path(path).resolve()), str(path)):
+            text = text.replace(p, name)
     for p in (str(folder.resolve()), str(folder)):
         text = text.replace(p + os.sep, "").replace(p, "")
     return text

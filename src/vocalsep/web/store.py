@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._webapp import Database
+from ..errors import ConfigError
 
 SCHEMA_VERSION = "1"
 DB_FILE = "jobs.sqlite"
@@ -82,8 +83,12 @@ class JobStore:
         self.root = Path(root)
         self.jobs_dir = self.root / "jobs"
         self.tmp_dir = self.root / "tmp"
-        for d in (self.root, self.jobs_dir, self.tmp_dir):
-            d.mkdir(parents=True, exist_ok=True)
+        try:
+            for d in (self.root, self.jobs_dir, self.tmp_dir):
+                d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"{self.root}: cannot keep the web app's jobs there ({exc.strerror or exc}): "
+                              "give --data a folder, new or the app's own") from None
         self.db = Database(self.root / DB_FILE)
         self.db.create(_SCHEMA, SCHEMA_VERSION, "job database")
 
