@@ -176,6 +176,7 @@ def separate_cases(root: Path) -> list[Case]:
     write_wav(ins / "two-samples.wav", np.full((2, 2), 0.1, np.float32), rate=44100)
     wav = (ins / "good.wav").read_bytes()
     (ins / "truncated-header.wav").write_bytes(wav[:30])
+    (ins / "cut-short.wav").write_bytes(wav[: len(wav) // 2])  # a download cut short: the header declares twice the audio
     (ins / "folder.wav").mkdir()  # a folder with an audio extension, holding nothing
     write_wav(ins / "...wav", mix)  # its track name is '..': outside OUTDIR
     (root / "notes.xyz").write_text("named on the command line")
@@ -190,10 +191,10 @@ def separate_cases(root: Path) -> list[Case]:
         errors=[("empty.wav", "empty"), ("garbage.mp3", "cannot decode"), ("text.wav", "cannot decode"), ("zero.wav", "no audio samples"),
                 ("nan.wav", "NaN"), ("inf.wav", "NaN or infinite"), ("huge.wav", "NaN or infinite"), ("silent.wav", "digital silence"),
                 ("one-sample.wav", "too short"), ("two-samples.wav", "too short"), ("truncated-header.wav", "cannot decode"),
-                ("folder.wav", "no audio files"), ("...wav", "outside the output folder"), ("missing.wav", "no such file"),
+                ("cut-short.wav", "is truncated: its header declares"), ("folder.wav", "no audio files"), ("...wav", "outside the output folder"), ("missing.wav", "no such file"),
                 ("notes.xyz", "unsupported file type"), ("linked", "symbolic link")],
         exist=[out / "good" / "vocals.wav", out / "good" / "accompaniment.wav", out / "good2" / "vocals.wav"],
-        absent=[root / "elsewhere.wav", out / "nan", out / "huge", out / "silent", out / "one-sample"], clean=[out])
+        absent=[root / "elsewhere.wav", out / "nan", out / "huge", out / "silent", out / "one-sample", out / "cut-short"], clean=[out])
     cases = [batch]
     good = str(ins / "good.wav")
     o2 = root / "out2"

@@ -34,6 +34,23 @@ def test_lossy_formats_decode_without_ffmpeg(tmp_path, ext, codec, fmt, min_snr)
     assert np.abs(y).max() > 0.1
 
 
+@pytest.mark.parametrize("ext", ["wav", "mp3"])
+def test_a_file_cut_short_is_refused(tmp_path, ext):
+    """A file that ends well before its header says (a download cut short) is refused, naming both
+    lengths; a selection that stops before the cut reads as before.  (An MP4 cut short fails to decode.)"""
+    x = synth_song(6.0, 44100)
+    whole = tmp_path / f"whole.{ext}"
+    save(whole, x, 44100)
+    assert load(whole)[0].shape[1] >= x.shape[1] - 2000
+    data = whole.read_bytes()
+    cut = tmp_path / f"cut.{ext}"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioError, match=r"cut\.\w+: is truncated: its header declares 6\.0 s of audio, "):
+        load(cut)
+    y, _ = load(cut, duration=1.0)  # a part before the cut is still there
+    assert y.shape[1] == 44100
+
+
 @pytest.mark.parametrize("ext,bits", [("wav", "16"), ("wav", "24"), ("wav", "float"), ("flac", "16"), ("flac", "24")])
 def test_lossless_write_read_round_trip(tmp_path, ext, bits):
     x = synth_song(1.0, 16000, channels=3)

@@ -174,6 +174,7 @@ BAD_UPLOADS = [
     ("notes.txt", b"just some text, not audio\n" * 50, 415, "notes.txt is not an audio or video file that vocalsep can read"),
     ("broken.mp3", bytes(np.random.default_rng(0).integers(0, 256, 20000, dtype=np.uint8)), 415, "broken.mp3 is not an audio or video file"),
     ("cut.wav", wav_bytes(1.0)[:30], 415, "cut.wav is not an audio or video file"),
+    ("short.wav", wav_bytes(2.0)[: len(wav_bytes(2.0)) // 2], 415, "short.wav is truncated: its header declares 2.0 s of audio"),
     ("picture.png", b"\x89PNG\r\n\x1a\n" + bytes(2000), 415, "picture.png"),
     ("silence.wav", _silent(), 422, "silence.wav is silent (every sample is zero): there is nothing to separate"),
     ("nothing.wav", _no_samples(), 422, "nothing.wav contains no audio samples"),

@@ -118,6 +118,8 @@ class AudioReader:
         import soundfile as sf
 
         i = sf.info(self.path)
+        if Path(self.path).suffix.lower() in (".wav", ".wave"):  # libsndfile counts the frames the file holds
+            self._declared_frames = _wav_declared_frames(self.path)
         return AudioInfo(self.path, int(i.samplerate), int(i.channels), int(i.frames), 1)
 
     def _probe_pyav(self) -> AudioInfo:
@@ -133,8 +135,9 @@ class AudioReader:
             rate = int(s.codec_context.sample_rate or s.rate or 0)
             channels = int(s.codec_context.channels or 0)
             frames = None
-            if s.duration is not None and s.time_base is not None:
+            if s.duration is not None and s.time_base is not None:  # the stream's header says it (not an estimate)
                 frames = int(round(float(s.duration * s.time_base) * rate))
+                self._declared_frames = frames
             elif c.duration is not None:
                 frames = int(round(c.duration / 1e6 * rate))
             return AudioInfo(self.path, rate, channels, frames, len(streams))
@@ -161,6 +164,7 @@ class AudioReader:
         """Yield float32 ``(channels, n)`` blocks; raises AudioError on NaN/Inf or a decode failure."""
         gen = self._blocks_soundfile(block_frames) if self._backend == "soundfile" else _gather(self._blocks_pyav(), block_frames)
         remaining = self.frame_limit
+        self._end = None
         try:
             for block in gen:
                 if remaining is not None:
@@ -173,6 +177,8 @@ class AudioReader:
                 if not np.isfinite(block).all():
                     raise AudioError(self.path, "contains NaN or infinite samples")
                 yield block
+            else:
+                self._check_end()
         except AudioError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -180,18 +186,35 @@ class AudioReader:
         finally:
             gen.close()
 
+    def _check_end(self) -> None:
+        """A read that reached the end of the file: refuse a file that ends well before its header says
+        (a download cut short), beyond the few milliseconds an encoder's padding accounts for."""
+        declared = getattr(self, "_declared_frames", None)
+        if declared is None and self._backend == "soundfile":
+            declared = self.info.frames
+        if declared is None or self._end is None or self.frame_limit is not None and self._end - self.start_frame >= self.frame_limit:
+            return
+        rate = self.sample_rate
+        if declared - self._end > _TRUNCATION_SLACK * rate + declared / 1000:
+            raise AudioError(self.path, f"is truncated: its header declares {declared / rate:.1f} s of audio, "
+                             f"it ends after {self._end / rate:.1f} s")
+
     def _blocks_soundfile(self, block_frames: int) -> Iterator[np.ndarray]:
         import soundfile as sf
 
         with sf.SoundFile(self.path) as f:
+            position = self.start_frame
             if self.start_frame:
                 if self.start_frame >= f.frames:
+                    self._end = f.frames
                     return
                 f.seek(self.start_frame)
             while True:
                 data = f.read(block_frames, dtype="float32", always_2d=True)
                 if data.shape[0] == 0:
+                    self._end = position
                     return
+                position += data.shape[0]
                 yield np.ascontiguousarray(data.T)
 
     def _blocks_pyav(self) -> Iterator[np.ndarray]:
@@ -234,6 +257,7 @@ class AudioReader:
                         position = start
                     position += data.shape[1]
                     yield data
+            self._end = start if position is None else max(position, start)
 
     def read(self) -> np.ndarray:
         """The whole selection as float32 ``(channels, samples)``."""
@@ -244,6 +268,34 @@ class AudioReader:
 
 
 _MAX_FRAMES = 1 << 62  # more frames than any file holds: an offset or a duration beyond it means "to the end"
+_TRUNCATION_SLACK = 0.25  # seconds (plus 0.1 % of the length) a file may end before its header says: codec padding
+
+
+def _wav_declared_frames(path: str) -> int | None:
+    """The frames a RIFF WAV file's data chunk declares, or None: a size of 0 or 0xFFFFFFFF (a stream
+    written without knowing its length) and RF64 files declare nothing checkable."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        align = None
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, n = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"fmt ":
+                fmt = f.read(min(n, 16))
+                if len(fmt) < 14:
+                    return None
+                align = struct.unpack("<H", fmt[12:14])[0]
+                f.seek(n - len(fmt) + (n & 1), os.SEEK_CUR)
+            elif cid == b"data":
+                return None if not align or n in (0, 0xFFFFFFFF) else n // align
+            else:
+                f.seek(n + (n & 1), os.SEEK_CUR)
 
 
 def _frames(seconds: float, rate: int) -> int:

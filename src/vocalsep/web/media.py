@@ -103,6 +103,8 @@ def _explain(name: str, reason: str) -> str:
         return f"{name} is not an audio or video file that vocalsep can read" + (f" ({detail})" if detail else "")
     if reason in ("contains no audio stream", "no usable audio stream"):
         return f"{name} has no audio track"
+    if reason.startswith("is "):  # "is truncated: ..."
+        return f"{name} {reason}"
     return f"{name}: {reason}"
 
 
