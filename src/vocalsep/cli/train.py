@@ -73,6 +73,8 @@ def cmd_train(args) -> int:
     from ..training import TrainConfig, fit
 
     saved = _saved_run(args) if args.data is None else {}
+    if not (args.recipe or saved.get("recipe")):  # validation on whole tracks scores with BSS Eval (scipy); a recipe's does not
+        need_extra("train", "train")
 
     given = {  # the command line's settings, by TrainConfig's names
         "data": args.data, "out": args.out, "dataset": args.dataset, "recipe": args.recipe, "patch_frames": args.patch_frames,
@@ -90,8 +92,6 @@ def cmd_train(args) -> int:
                                      "out": args.out, "progress": not args.quiet and sys.stderr.isatty()})
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    if not cfg.recipe:  # validation on whole tracks scores with BSS Eval (scipy); a recipe's validation does not
-        need_extra("train", "train")
     logging.getLogger("vocalsep").setLevel(logging.INFO if not args.quiet else logging.ERROR)
     summary = fit(cfg)
     if not args.quiet and int(os.environ.get("RANK", "0")) == 0:
