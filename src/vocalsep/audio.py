@@ -30,7 +30,10 @@ from .errors import AudioError, OutputError
 log = logging.getLogger(__name__)
 
 SOUNDFILE_EXTENSIONS = {".wav", ".wave", ".flac", ".aif", ".aiff", ".aifc"}
-PYAV_EXTENSIONS = {".mp3", ".m4a", ".aac", ".mp4", ".ogg", ".oga", ".opus", ".webm", ".mka", ".mkv", ".wma", ".caf", ".ac3", ".mp2"}
+# the video files a phone, a camera or a screen recorder makes: their audio track
+VIDEO_EXTENSIONS = {".mov", ".m4v", ".3gp", ".avi", ".wmv", ".flv", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts"}
+PYAV_EXTENSIONS = {".mp3", ".m4a", ".m4b", ".aac", ".mp4", ".ogg", ".oga", ".opus", ".webm", ".mka", ".mkv", ".wma", ".caf", ".ac3",
+                   ".mp2", *VIDEO_EXTENSIONS}
 AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS | PYAV_EXTENSIONS
 
 OUTPUT_FORMATS = ("wav", "flac", "mp3")
@@ -477,7 +480,9 @@ class AudioWriter:
             self._tmp.unlink(missing_ok=True)
             raise
         if self.clipped:
-            log.warning("%s: %d samples were outside [-1, 1] and clipped; use --bit-depth float to keep them", self.path, self.clipped)
+            keep = "--bit-depth float" if self.fmt == "wav" else "--format wav --bit-depth float"
+            log.warning("%s: %d sample%s outside [-1, 1] and clipped; use %s to keep them", self.path, self.clipped,
+                        " was" if self.clipped == 1 else "s were", keep)
         return self.path
 
     def discard(self) -> None:

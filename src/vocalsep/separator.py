@@ -284,11 +284,15 @@ class Separator:
         Returns ``{stem: (channels, samples)}`` float32 tensors at ``sample_rate``.
         """
         x = waveform.detach().cpu().numpy() if isinstance(waveform, torch.Tensor) else np.asarray(waveform)
+        sample_rate = _check_rate(sample_rate)
         squeeze = x.ndim == 1
         if squeeze:
             x = x[None]
         if x.ndim != 2:
             raise ValueError(f"waveform must be (channels, samples) or (samples,), got shape {x.shape}")
+        if x.shape[0] > MAX_CHANNELS_GUESS and x.shape[0] > x.shape[1]:
+            raise ValueError(f"waveform of shape {x.shape} would be {x.shape[0]} channels of {x.shape[1]} samples: pass "
+                             "(channels, samples), e.g. audio.T for the (samples, channels) array that soundfile reads")
         x = x.astype(np.float32, copy=False)
         if x.shape[1] == 0:
             raise AudioError(None, "waveform has no samples")
@@ -319,7 +323,8 @@ class Separator:
         progress: Callable[[int], None] | None = None,
         protected: Iterable[str | os.PathLike] = (),
     ) -> dict[str, Path]:
-        """Separate one file into ``outdir``; returns ``{stem: output path}``.
+        """Separate one file into ``outdir``; returns ``{stem: output path}`` of the stems written (empty when
+        every output exists and not ``force``).
 
         Outputs are written as a stream and renamed into place only when the
         whole file succeeded.  An existing output is kept (and not recomputed)
@@ -337,7 +342,8 @@ class Separator:
         if not todo:
             log.info("%s: all outputs exist, skipped (use --force to overwrite)", path)
             return {}
-        made = missing_dirs([targets[s].parent for s in todo], Path(outdir).resolve())
+        out = Path(outdir).resolve()
+        made = missing_dirs([targets[s].parent for s in todo], next(d for d in (out, *out.parents) if d.exists()))
         writers = {}
         io = blocks = stream = None
         try:
@@ -389,9 +395,11 @@ class Separator:
             raise
         return written
 
-    def _check_stems(self, stems: Sequence[str] | None) -> list[str]:
+    def _check_stems(self, stems: Sequence[str] | str | None) -> list[str]:
         if stems is None:
             return list(STEMS)
+        if isinstance(stems, str):  # "vocals" or "vocals,accompaniment"
+            stems = [t.strip() for t in stems.split(",")]
         stems = list(dict.fromkeys(stems))
         bad = [s for s in stems if s not in STEMS]
         if bad or not stems:
@@ -416,3 +424,16 @@ def _device(device: str | torch.device) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
     return dev
+
+
+MAX_CHANNELS_GUESS = 64  # more channels than samples, and more than this: a (samples, channels) array passed as it is
+
+
+def _check_rate(sample_rate) -> int:
+    try:
+        rate = int(sample_rate)
+    except (TypeError, ValueError):
+        rate = 0
+    if rate <= 0 or rate != sample_rate:
+        raise ValueError(f"sample_rate must be a positive whole number of Hz, not {sample_rate!r}")
+    return rate

@@ -53,7 +53,8 @@ def add_separation_options(parser: argparse.ArgumentParser, *, systems: bool = F
                         "model's preset's: interpolate for jansson2017, bandlimited for jansson2017-hop384 and the spleeter presets)")
     parser.add_argument("--combine", choices=COMBINE_RULES, default=None,
                         help="how a vocal and an accompaniment model's masks are combined" + note +
-                        " (default: the model's preset's; average for jansson2017)")
+                        " (default: the model's preset's; average for jansson2017); with the Wiener filter on, only where it does "
+                        "not run (mono or dual-mono input)")
     parser.add_argument("--pad", choices=PAD_RULES, default=None,
                         help="how the paper's presets pad a segment shorter than the network's input: wrap repeats it from its start"
                         + note + " (the only rule, the default; the stereo presets cut patches and zero-pad the last)")

@@ -51,11 +51,16 @@ def cmd_info(args) -> int:
 def cmd_models(args) -> int:
     from ..models import DEFAULT_MODEL, available_models
 
+    from ..spleeter.convert import installed_sources
+
     found = available_models()
-    if not found:
+    spleeter = installed_sources()
+    if not found and not spleeter:
         print("no models are installed in this vocalsep build")
         return EXIT_OK
     for name, files in found.items():
         mark = " (default)" if name == DEFAULT_MODEL else ""
         print(f"{name}{mark}: " + ", ".join(f.name for f in files))
+    if spleeter:
+        print(f"spleeter:2stems: Spleeter's pretrained 2-stem model, from {spleeter[0][0]} ({spleeter[0][1]})")
     return EXIT_OK

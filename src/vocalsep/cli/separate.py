@@ -26,7 +26,7 @@ def add_separate_parser(sub, common: argparse.ArgumentParser) -> None:
                    "(default: the installed default model; 'vocalsep models' lists the installed ones)")
     p.add_argument("--stems", type=stems, default=list(STEMS), help=f"comma-separated stems to write (default: {','.join(STEMS)})")
     p.add_argument("--format", dest="fmt", choices=["wav", "flac", "mp3"], default="wav", help="output format (default: wav)")
-    p.add_argument("--bit-depth", choices=["16", "24", "32", "float"], default="16", help="sample format of WAV/FLAC outputs (default: 16)")
+    p.add_argument("--bit-depth", choices=["16", "24", "32", "float"], default="16", help="sample format of WAV/FLAC outputs (FLAC: 16 or 24; MP3 has none) (default: 16)")
     p.add_argument("--offset", type=nonneg_seconds, default=0.0, metavar="S", help="start this many seconds into each input")
     p.add_argument("--duration", type=positive_seconds, default=None, metavar="S", help="separate at most this many seconds")
     p.add_argument("--stream", type=int, default=0, metavar="N", help="audio stream of multi-stream files (MUSDB18 .stem.mp4: 0 = mixture)")
@@ -163,6 +163,9 @@ def cmd_separate(args) -> int:
         check_format(args.fmt, args.bit_depth)
     except OutputError as exc:
         raise UsageError(str(exc)) from None
+    blocking = next((d for d in (Path(args.outdir), *Path(args.outdir).parents) if d.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise UsageError(f"-o {args.outdir}: {blocking} is a file, not a folder")
     outdir_existed = Path(args.outdir).exists()
     # what vocalsep wrote under OUTDIR (an earlier run's stems) is never an input
     files, bad = collect_inputs(args.inputs, skip=lambda f: is_output(f, args.outdir, args.filename))

@@ -63,6 +63,8 @@ class SeparationOptions:
             raise ConfigError(f"high_band must be one of {HIGH_BAND_RULES}, not {self.high_band!r}")
         if self.fullband_hop <= 0 or self.fullband_hop > self.fullband_n_fft:
             raise ConfigError("fullband_hop must be in (0, fullband_n_fft]")
+        if not (isinstance(self.edge_hz, (int, float)) and math.isfinite(self.edge_hz) and self.edge_hz > 0):
+            raise ConfigError(f"edge_hz must be a positive number of Hz, not {self.edge_hz!r}")
         if self.combine is not None and self.combine not in COMBINE_RULES:
             raise ConfigError(f"combine must be one of {COMBINE_RULES}, not {self.combine!r}")
         if self.segment_frames is not None and self.segment_frames < 8:

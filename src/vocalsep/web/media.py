@@ -22,9 +22,7 @@ from ..stems import STEMS
 FORMATS = ("wav", "flac", "mp3")
 MIME = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "zip": "application/zip"}
 PEAK_BUCKETS = 1200
-# Extensions of the video files a phone or camera makes, beyond the containers vocalsep reads by name
-VIDEO_EXTENSIONS = (".mov", ".m4v", ".3gp", ".avi", ".wmv", ".flv", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts")
-ACCEPT = tuple(sorted(AUDIO_EXTENSIONS | set(VIDEO_EXTENSIONS)))
+ACCEPT = tuple(sorted(AUDIO_EXTENSIONS))
 # An upload whose extension vocalsep does not read by name is kept under this one: it routes the file
 # to FFmpeg (PyAV), which finds the container from the content itself.
 ANY_CONTAINER = ".mka"
