@@ -25,6 +25,7 @@ import numpy as np
 
 from ._atomic import publish, temp_beside
 from ._signals import deferred_signals
+from ._wavheader import wav_declared_frames
 from .errors import AudioError, OutputError
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class AudioReader:
 
         i = sf.info(self.path)
         if Path(self.path).suffix.lower() in (".wav", ".wave"):  # libsndfile counts the frames the file holds
-            self._declared_frames = _wav_declared_frames(self.path)
+            self._declared_frames = wav_declared_frames(self.path)
         return AudioInfo(self.path, int(i.samplerate), int(i.channels), int(i.frames), 1)
 
     def _probe_pyav(self) -> AudioInfo:
@@ -272,33 +273,6 @@ class AudioReader:
 
 _MAX_FRAMES = 1 << 62  # more frames than any file holds: an offset or a duration beyond it means "to the end"
 _TRUNCATION_SLACK = 0.25  # seconds (plus 0.1 % of the length) a file may end before its header says: codec padding
-
-
-def _wav_declared_frames(path: str) -> int | None:
-    """The frames a RIFF WAV file's data chunk declares, or None: a size of 0 or 0xFFFFFFFF (a stream
-    written without knowing its length) and RF64 files declare nothing checkable."""
-    import struct
-
-    with open(path, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None
-        align = None
-        while True:
-            chunk = f.read(8)
-            if len(chunk) < 8:
-                return None
-            cid, n = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if cid == b"fmt ":
-                fmt = f.read(min(n, 16))
-                if len(fmt) < 14:
-                    return None
-                align = struct.unpack("<H", fmt[12:14])[0]
-                f.seek(n - len(fmt) + (n & 1), os.SEEK_CUR)
-            elif cid == b"data":
-                return None if not align or n in (0, 0xFFFFFFFF) else n // align
-            else:
-                f.seek(n + (n & 1), os.SEEK_CUR)
 
 
 def _frames(seconds: float, rate: int) -> int:
