@@ -462,6 +462,10 @@ def test_report_excludes_the_disqualified(study_dir, tmp_path):
     assert again["participants"]["included"] == 4
     with pytest.raises(ConfigError, match="no responses yet"):
         make_report(study_dir, tmp_path / "r3", db=tmp_path / "none.sqlite")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match="afile is a file, not a folder"):
+        make_report(study_dir, tmp_path / "afile" / "report", db=db)
+    assert not md.startswith("# Listening test: Listening test")  # the default title said once
 
 
 # -- the HTTP API

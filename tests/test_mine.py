@@ -357,6 +357,41 @@ def test_item17_bad_catalogue_rows_are_one_problem_each(tmp_path):
     assert len(problems) == 2 and "line 2: not UTF-8 text (byte 0xe9 at column 32)" in problems[0] and "line 4: not JSON" in problems[1]
 
 
+def test_a_broken_row_costs_that_row_alone(tmp_path):
+    """An unclosed quote, a duration too large for a float, a path too long for the file system: one
+    problem each, naming the line, and the rows after them are still read."""
+    save(tmp_path / "a.flac", toy_song(0, 2.0)[1], SR)
+    lines = ["artist,title,path,duration", "Amy,Song,a.flac,", 'Bad,"Unclosed,a.flac,', "Amy,Song 2,a.flac,",
+             "Amy,Huge,a.flac," + "9" * 400, "Amy,Long," + "x" * 5000 + ".flac,", "Amy,Song 3,a.flac,"]
+    (tmp_path / "cat.csv").write_text("\n".join(lines) + "\n")
+    entries, problems = read_catalog(tmp_path / "cat.csv")
+    assert [e.title for e in entries] == ["Song", "Song 2", "Song 3"], problems
+    assert len(problems) == 3
+    assert "line 3: an unclosed quote (a catalogue row is one line)" in problems[0]
+    assert "line 5: duration must be a positive number of seconds or m:ss" in problems[1]
+    assert "line 6: cannot use the path 'xxxx" in problems[2]
+    rows = [{"artist": "Amy", "title": "Song", "path": "a.flac", "duration": 10 ** 400},
+            {"artist": "Amy", "title": "Song", "path": "a.flac", "duration": True},
+            {"artist": "Amy", "title": "Song 2", "path": "a.flac"}]
+    (tmp_path / "cat.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    entries, problems = read_catalog(tmp_path / "cat.jsonl")
+    assert [e.title for e in entries] == ["Song 2"] and len(problems) == 2
+    assert all("duration must be a positive number" in p for p in problems), problems
+
+
+def test_mine_usage_errors_leave_no_output_folder(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "header.csv").write_text("artist,title,path\n")
+    (tmp_path / "afile").write_text("x")
+    for catalog, out, said in (("empty.csv", "o1", "needs artist, title and path columns"),
+                               ("header.csv", "o2", "lists no usable audio files"),
+                               ("header.csv", "afile/o3", "is a file, not a folder"),
+                               ("header.csv", "afile", "is a file, not a folder")):
+        r = run_cli("mine", tmp_path / catalog, "--out", tmp_path / out, "-q")
+        assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "empty.csv", "header.csv"]
+
+
 # -- issue 24, item 4: real-world instrumental title forms, and the exclusions kept
 
 def test_item04_every_synthetic_title_form_is_an_instrumental_of_its_original():

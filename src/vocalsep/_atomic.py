@@ -72,6 +72,14 @@ def write_text(path: Path, text: str) -> Path:
     return publish(tmp, path)
 
 
+def file_in_the_way(folder: str | os.PathLike) -> Path | None:
+    """The file (not a folder) that ``folder`` or its nearest existing parent is, which makes ``folder``
+    impossible to create; None when there is none."""
+    path = Path(folder)
+    found = next((d for d in (path, *path.parents) if d.exists()), None)
+    return found if found is not None and not found.is_dir() else None
+
+
 def missing_dirs(folders, stop: Path) -> list[Path]:
     """The folders among ``folders`` and their parents strictly below ``stop`` that do not exist yet,
     deepest first: what writing into ``folders`` creates (for :func:`remove_empty`)."""

@@ -152,6 +152,7 @@ def _discard_lost_outputs(f: Path, args, made: list[Path]) -> None:
 
 
 def cmd_separate(args) -> int:
+    from .._atomic import file_in_the_way
     from ..audio import check_format
     from ..errors import OutputError
     from ..separator import is_output, output_paths
@@ -163,8 +164,8 @@ def cmd_separate(args) -> int:
         check_format(args.fmt, args.bit_depth)
     except OutputError as exc:
         raise UsageError(str(exc)) from None
-    blocking = next((d for d in (Path(args.outdir), *Path(args.outdir).parents) if d.exists()), None)
-    if blocking is not None and not blocking.is_dir():
+    blocking = file_in_the_way(args.outdir)
+    if blocking is not None:
         raise UsageError(f"-o {args.outdir}: {blocking} is a file, not a folder")
     outdir_existed = Path(args.outdir).exists()
     # what vocalsep wrote under OUTDIR (an earlier run's stems) is never an input

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic import write_text
+from .._atomic import file_in_the_way, write_text
 from ..errors import ConfigError
 from .store import Store, judge
 from .study import DB_FILE, Study, load_study
@@ -278,6 +278,9 @@ def make_report(study_dir: str | Path, out: str | Path, *, db: str | Path | None
     if stored is not None and stored != study.fingerprint():
         raise ConfigError(f"{study.path}: its questions or clips differ from those the responses in {store.path} were given for")
     out = Path(out)
+    blocking = file_in_the_way(out)
+    if blocking is not None:
+        raise ConfigError(f"-o {out}: {blocking} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
 
     people = participant_status(study, store, include_incomplete)
@@ -319,6 +322,8 @@ def make_report(study_dir: str | Path, out: str | Path, *, db: str | Path | None
                     f"({counts['disqualified']} disqualified by control questions, not shown)")
         figure = bar_chart(stats, study, out / "ratings.png", error_bars, subtitle)
         files["ratings.png"] = figure
+    else:  # nobody counts yet: no chart, and none of an earlier report left to be mistaken for this one's
+        (out / "ratings.png").unlink(missing_ok=True)
 
     summary = {
         "study": str(study.path), "responses": str(store.path), "title": study.title, "scale": list(study.scale),
@@ -350,7 +355,8 @@ def markdown(summary: dict, figure: str | None) -> str:
     scale = summary["scale"]
     who = "finished every question and passed every control" if not summary["include_incomplete"] else \
         "did not fail a control (including those who stopped early)"
-    lines = [f"# Listening test: {summary['title']}", "",
+    title = summary["title"]
+    lines = [f"# {title}" if title.lower().startswith("listening test") else f"# Listening test: {title}", "",
              (f"Participants: {c['started']} started, {c['finished']} finished and passed every control, "
               f"{c['disqualified']} disqualified (failed a control question; kept in responses.csv, excluded here), "
               f"{c['incomplete']} stopped early. Counted: **{c['included']}** (those who {who})."), "",

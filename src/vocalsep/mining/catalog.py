@@ -60,17 +60,23 @@ def parse_duration(text) -> float | None:
     """Seconds from ``245.3``, ``"4:05"`` or ``"1:02:03"``; None for an empty value; ValueError otherwise."""
     if text is None:
         return None
-    if isinstance(text, (int, float)):
-        value = float(text)
-    else:
-        text = str(text).strip()
-        if not text:
-            return None
-        value = 0.0
-        for part in text.split(":"):
-            value = value * 60 + float(part)
+    bad = ValueError(f"duration must be a positive number of seconds or m:ss, got {str(text)[:40]!r}")
+    try:
+        if isinstance(text, bool) or not isinstance(text, (int, float, str)):
+            raise bad
+        if isinstance(text, (int, float)):
+            value = float(text)
+        else:
+            text = text.strip()
+            if not text:
+                return None
+            value = 0.0
+            for part in text.split(":"):
+                value = value * 60 + float(part)
+    except (ValueError, OverflowError):
+        raise bad from None
     if not value > 0 or value == float("inf"):
-        raise ValueError(f"duration must be a positive number of seconds, got {text!r}")
+        raise bad
     return value
 
 
@@ -89,8 +95,13 @@ def _entry(index: int, row: dict, base: Path, where: str) -> Entry:
         raise ValueError(f"missing {', '.join(missing)}")
     path = Path(os.path.expanduser(values["path"]))
     path = path if path.is_absolute() else base / path
-    if not path.is_file():
-        raise ValueError(f"no such audio file {values['path']!r}" if not path.exists() else f"{values['path']!r} is not a file")
+    try:
+        is_file, exists = path.is_file(), path.exists()
+    except OSError as exc:  # a name too long for the file system, say
+        raise ValueError(f"cannot use the path {values['path'][:60]!r}{'...' if len(values['path']) > 60 else ''}: "
+                         f"{exc.strerror or exc}") from None
+    if not is_file:
+        raise ValueError(f"no such audio file {values['path']!r}" if not exists else f"{values['path']!r} is not a file")
     duration = parse_duration(row.get("duration"))
     if duration is None:
         try:
@@ -122,23 +133,33 @@ def _rows_csv(path: Path):
     limit = csv.field_size_limit(2**31 - 1)  # long fields are refused row by row (_bad_text), not by stopping the reader
     try:
         with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
-            reader = csv.DictReader(f, delimiter=delimiter)
-            try:
-                header = reader.fieldnames or []
-            except csv.Error as exc:
-                raise ConfigError(f"{path}: the header row is not CSV ({exc})") from None
-            fields = {ALIASES.get(h.strip().lower(), h.strip().lower()) for h in header}
-            if not {"artist", "title", "path"} <= fields:
-                raise ConfigError(f"{path}: a catalogue CSV needs artist, title and path columns (found: {', '.join(sorted(fields)) or 'none'})")
-            while True:
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    return
-                except csv.Error as exc:
-                    yield reader.line_num, ValueError(f"not CSV ({exc})")
+            # one row per line, each parsed on its own: a broken row (an unclosed quote) costs that row alone,
+            # not every row up to the next quote
+            header: list[str] = []
+            for number, line in enumerate(f, 1):
+                if not line.strip():
                     continue
-                yield reader.line_num, _bad_text(row.values()) or row
+                try:
+                    values = next(csv.reader([line], delimiter=delimiter, strict=True))
+                except csv.Error as exc:
+                    if not header:
+                        raise ConfigError(f"{path}: the header row is not CSV ({exc})") from None
+                    reason = "an unclosed quote (a catalogue row is one line)" if "end of data" in str(exc) else f"not CSV ({exc})"
+                    yield number, ValueError(reason)
+                    continue
+                if not header:
+                    header = values
+                    fields = {ALIASES.get(h.strip().lower(), h.strip().lower()) for h in header}
+                    if not {"artist", "title", "path"} <= fields:
+                        raise ConfigError(f"{path}: a catalogue CSV needs artist, title and path columns "
+                                          f"(found: {', '.join(sorted(fields)) or 'none'})")
+                    continue
+                row: dict = dict(zip(header, values))
+                if len(values) > len(header):
+                    row[None] = values[len(header):]
+                yield number, _bad_text(row.values()) or row
+            if not header:
+                raise ConfigError(f"{path}: a catalogue CSV needs artist, title and path columns (found: none)")
     finally:
         csv.field_size_limit(limit)
 

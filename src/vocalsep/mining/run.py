@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._atomic import write_text
+from .._atomic import file_in_the_way, write_text
 from ..errors import ConfigError
 from .align import AlignConfig, align_pair, digest_file
 from .catalog import read_catalog
@@ -278,8 +278,16 @@ def mine(cfg: MineConfig) -> dict:
     unusable catalogue; bad rows and unreadable files are reported, not raised.
     """
     out = Path(cfg.out)
+    blocking = file_in_the_way(out)
+    if blocking is not None:
+        raise ConfigError(f"--out {out}: {blocking} is a file, not a folder")
+    if cfg.ray:
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise ConfigError("--ray needs the optional dependency Ray: pip install 'vocalsep[ray]'")
+    entries, problems = read_catalog(cfg.catalog)  # an unusable catalogue is refused before OUT is made
     out.mkdir(parents=True, exist_ok=True)
-    entries, problems = read_catalog(cfg.catalog)
     matched = find_candidates(entries, cfg.match)
     rejected = [Rejection("metadata", c, reason) for c, reason in matched.rejected]
 
