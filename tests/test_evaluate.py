@@ -247,3 +247,24 @@ def test_item16_a_damaged_setup_file_is_one_line(synth, capsys):
         code = main(["-q", "evaluate", "--data", str(synth / "data"), "--system", "mixture", "--out", str(out), "--rate", str(RATE), "-j", "1"])
         err = capsys.readouterr().err
         assert code == 2 and "Traceback" not in err and err.count("\n") == 1 and f"{out / 'setup.json'}:" in err, err
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_track_whose_references_cannot_be_read_fails_alone(synth, capsys, jobs):
+    """A damaged reference fails its track (one line, every system on it), in the pool too; the other
+    tracks are scored and summarised, the exit code is 1, and a later run tries the track again."""
+    (synth / "data" / "song1" / "vocals.wav").write_bytes(b"junk" * 100)
+    out = synth / "out"
+    argv = ["evaluate", "--data", str(synth / "data"), "--system", "mixture", "--system", "oracle", "--out", str(out),
+            "--rate", str(RATE), "-j", str(jobs), "-q"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "song1" in err[0] and "vocals.wav: cannot decode" in err[0], err
+    song0 = json.loads((out / "tracks" / "song0.json").read_text())
+    assert song0["systems"]["oracle"]["status"] == "scored"
+    song1 = json.loads((out / "tracks" / "song1.json").read_text())
+    assert song1["status"] == "excluded" and song1["systems"]["oracle"]["status"] == "failed"
+    assert (out / "summary.json").is_file()
+    _write(synth / "data" / "song1" / "vocals.wav", 0.3 * np.ones((2, int(1.5 * RATE))) * np.sin(np.arange(int(1.5 * RATE)) / 5))
+    assert main(argv) == 0  # mended: scored now
+    assert json.loads((out / "tracks" / "song1.json").read_text())["systems"]["oracle"]["status"] == "scored"

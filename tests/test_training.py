@@ -89,6 +89,9 @@ def test_resume_with_only_out_takes_the_runs_settings(mir, tmp_path):
     assert train_cli(*common, "--out", tmp_path / "straight").returncode == 0
     r = train_cli(*common, "--out", tmp_path / "killed", kill_at=3)
     assert r.returncode == 137
+    # an option typed equal to its default still counts: batch 8 is not the run's batch 2
+    r = train_cli("--out", tmp_path / "killed", "--resume", "--batch-size", "8")
+    assert r.returncode == 2 and "batch_size differs from the interrupted run" in r.stderr, r.stderr
     r = train_cli("--out", tmp_path / "killed", "--resume", "--stop-after", "4")
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "killed" / "summary.json").read_text())["steps"] == 4

@@ -21,6 +21,9 @@ class AudioError(VocalsepError):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}" if self.path else reason)
 
+    def __reduce__(self):  # rebuilt from its two fields, so that it crosses from a worker process intact
+        return type(self), (self.path, self.reason)
+
 
 class ModelError(VocalsepError):
     """A model or checkpoint cannot be found or loaded."""

@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    args.argv = list(sys.argv[1:] if argv is None else map(str, argv))  # what was typed (train tells it from defaults)
     configure_logging(args.verbose, args.quiet)
     from ..errors import VocalsepError
 

@@ -119,15 +119,32 @@ def _saved_run(args) -> dict:
 
 
 def _explicit(given: dict, args) -> dict:
-    """The settings of ``given`` whose option the user gave (a value other than its default)."""
-    defaults = {a.dest: a.default for a in args.parser._actions}
+    """The settings of ``given`` whose option the user typed, whatever its value (one typed equal to its
+    default still wins over --config and over a resumed run's config.json)."""
+    typed = _typed(args)
     dest = {"augment": "remix"}
-    out = {}
-    for key, value in given.items():
-        option = dest.get(key, key)
-        if getattr(args, option) != defaults.get(option):
-            out[key] = value
-    return out
+    return {key: value for key, value in given.items() if dest.get(key, key) in typed}
+
+
+def _typed(args) -> set[str]:
+    """The destinations of the options on the command line: ``train``'s arguments parsed again with every
+    default suppressed, so that only what was typed lands in the namespace."""
+    argv = getattr(args, "argv", None)
+    if argv is None:  # called without vocalsep.cli.main: a value other than its default counts as typed
+        defaults = {a.dest: a.default for a in args.parser._actions}
+        return {d for d in defaults if getattr(args, d, None) != defaults[d]}
+    rest = argv[next(i for i, t in enumerate(argv) if not t.startswith("-")) + 1:]  # after the command's name
+    actions = args.parser._actions
+    defaults = [a.default for a in actions]
+    required = [a.required for a in actions]
+    try:
+        for a in actions:
+            a.default, a.required = argparse.SUPPRESS, False
+        found, _ = args.parser.parse_known_args(rest)
+    finally:
+        for a, d, r in zip(actions, defaults, required):
+            a.default, a.required = d, r
+    return set(vars(found))
 
 
 def _config_file(path: str, args) -> dict:

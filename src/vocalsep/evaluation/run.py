@@ -176,8 +176,9 @@ def evaluate(config: EvalConfig | None = None, **kwargs) -> dict:
         old = None if cfg.force else _read_track(out, t.name)
         if old is not None and old.get("setup") == setup:
             kept = {n: r for n, r in old["systems"].items() if n in identities and r.get("identity") == identities[n] and r["status"] != "failed"}
+            unreadable = any(r["status"] == "failed" for r in old["systems"].values())  # its references failed: try again
             old["systems"] = kept
-            if old["status"] == "excluded":
+            if old["status"] == "excluded" and not unreadable:
                 results[t.name] = old
                 continue
             missing = [s.name for s in specs if s.name not in kept]
@@ -190,11 +191,14 @@ def evaluate(config: EvalConfig | None = None, **kwargs) -> dict:
     failures: list[tuple[str, str, str]] = []
 
     def finish(name: str, new: dict) -> None:
+        said = set()
         for sname, r in new["systems"].items():
             r["identity"] = identities[sname]
             if r["status"] == "failed":
                 failures.append((name, sname, r["reason"]))
-                _say(f"vocalsep: error: {r['reason']}", cfg.progress)
+                if r["reason"] not in said:  # a track that fails for every system is said once
+                    said.add(r["reason"])
+                    _say(f"vocalsep: error: {r['reason']}", cfg.progress)
         old = results.get(name)
         if old is not None and new["status"] != "excluded":
             new["systems"] = {**old["systems"], **new["systems"]}

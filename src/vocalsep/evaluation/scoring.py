@@ -93,7 +93,13 @@ class TrackScorer:
     def score(self, name: str, todo: list[str]) -> dict:
         track = self.tracks[name]
         t0 = time.perf_counter()
-        mixture, refs = self.signals(name)
+        try:
+            mixture, refs = self.signals(name)
+            if self.cfg.metric == "museval" and len({x.shape[0] for x in (mixture, *refs.values())}) > 1:
+                counts = ", ".join(f"{k} {x.shape[0]}" for k, x in (("mixture", mixture), *refs.items()))
+                raise ValueError(f"{name}: its mixture and references have different channel counts ({counts})")
+        except (VocalsepError, OSError, ValueError) as exc:  # this track fails, every system on it; the rest go on
+            return self._unreadable(name, track, todo, str(exc))
         result = {"track": name, "group": track.group, "seconds": mixture.shape[-1] / self.rate,
                   "channels": int(mixture.shape[0]), "status": "scored", "reason": "", "systems": {},
                   "timing": {"loading": 0.0, "separation": 0.0, "scoring": 0.0}}
@@ -124,6 +130,13 @@ class TrackScorer:
             result["timing"]["scoring"] += dt
             result["systems"][sname]["seconds"] = {"separation": t1 - t0, "scoring": dt}
         return result
+
+    def _unreadable(self, name: str, track, todo: list[str], reason: str) -> dict:
+        """A track whose references cannot be used: excluded, and each system asked for failed with the reason
+        (a later run tries it again)."""
+        return {"track": name, "group": track.group, "seconds": 0.0, "channels": 0, "status": "excluded",
+                "reason": f"its references cannot be used: {reason}", "systems": {s: {"status": "failed", "reason": reason} for s in todo},
+                "timing": {"loading": 0.0, "separation": 0.0, "scoring": 0.0}}
 
     def _mixture_scores(self, mixture, refs) -> dict:
         if self.cfg.metric == "v3":
