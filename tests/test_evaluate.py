@@ -268,3 +268,17 @@ def test_a_track_whose_references_cannot_be_read_fails_alone(synth, capsys, jobs
     _write(synth / "data" / "song1" / "vocals.wav", 0.3 * np.ones((2, int(1.5 * RATE))) * np.sin(np.arange(int(1.5 * RATE)) / 5))
     assert main(argv) == 0  # mended: scored now
     assert json.loads((out / "tracks" / "song1.json").read_text())["systems"]["oracle"]["status"] == "scored"
+
+
+def test_what_the_outputs_ask_for_is_checked_before_scoring(synth, capsys):
+    (synth / "afile").write_text("x")
+    base = ["evaluate", "--data", str(synth / "data"), "--system", "mixture", "--rate", str(RATE), "-j", "1", "-q"]
+    for extra, said in ((["--figure-track", "nope"], "--figure-track 'nope': no such track"),
+                        (["--mask-systems", "nope"], "--mask-systems nope: not among the evaluated systems"),
+                        (["--report", str(synth / "afile" / "r.md")], "is a file, not a folder")):
+        assert main([*base, "--out", str(synth / "out"), *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0], err
+        assert not (synth / "out").exists()  # nothing scored, nothing written
+    assert main([*base, "--out", str(synth / "afile")]) == 2
+    assert "afile is a file, not a folder" in capsys.readouterr().err

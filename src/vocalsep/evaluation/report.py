@@ -205,9 +205,12 @@ def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fig.savefig(tmp, dpi=120, format="png")
+        os.replace(tmp, path)
+    except BaseException:  # Ctrl-C or a full disk: no half-written figure left
+        tmp.unlink(missing_ok=True)
+        raise
     finally:
         plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 

@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._atomic import file_in_the_way
 from ..errors import ConfigError
 from ..separation.options import SeparationOptions
 from .io import json_safe, safe_name, unfix, write_text, write_track
@@ -169,6 +170,7 @@ def evaluate(config: EvalConfig | None = None, **kwargs) -> dict:
     tracks = list_tracks(cfg)
     if not tracks:
         raise ConfigError(f"{cfg.data}: no tracks to evaluate")
+    _check_outputs(cfg, [s.name for s in specs], [t.name for t in tracks])
     _check_setup(out, setup, cfg.force)
     results: dict[str, dict] = {}
     todo: dict[str, list[str]] = {}
@@ -267,6 +269,19 @@ def _run_pool(cfg: EvalConfig, todo: dict[str, list[str]], finish) -> None:
             for fut in as_completed(futures):
                 finish(futures[fut], fut.result())
                 bar.update(1)
+
+
+def _check_outputs(cfg: EvalConfig, systems: list[str], tracks: list[str]) -> None:
+    """What the figures and the report are asked for, and where the outputs go, checked before any scoring."""
+    unknown = [n for n in cfg.mask_systems if n not in systems]
+    if unknown:
+        raise ConfigError(f"--mask-systems {','.join(unknown)}: not among the evaluated systems ({', '.join(systems)})")
+    if cfg.figure_track and cfg.figure_track not in tracks:
+        raise ConfigError(f"--figure-track {cfg.figure_track!r}: no such track among the {len(tracks)} evaluated")
+    for option, folder in (("--out", Path(cfg.out)), ("--report", Path(cfg.report).parent if cfg.report else None)):
+        blocking = None if folder is None else file_in_the_way(folder)
+        if blocking is not None:
+            raise ConfigError(f"{option} {folder}: {blocking} is a file, not a folder")
 
 
 def _check_setup(out: Path, setup: dict, force: bool) -> None:
