@@ -121,6 +121,13 @@ def test_pair_manifest_aligns_the_instrumental(tmp_path):
     np.testing.assert_allclose(x["accompaniment"][0], a, atol=1e-5)
     with pytest.raises(ConfigError):
         PairManifest(tmp_path / "missing.csv")
+    for row, said in ((["orig.wav", "inst.wav", "abc"], "line 2: offset and gain must be numbers"),
+                      (["orig.wav", "gone.wav", "0"], "line 2: no such audio file"),
+                      (["orig.wav", "", "0"], "line 2: needs an original and an instrumental file")):
+        with open(tmp_path / "bad.csv", "w", newline="") as f:
+            csv.writer(f).writerows([["original", "instrumental", "offset"], row])
+        with pytest.raises(ConfigError, match=said):
+            PairManifest(tmp_path / "bad.csv")
 
 
 def test_bad_dataset_paths(tmp_path):

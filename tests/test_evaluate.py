@@ -98,6 +98,11 @@ def test_resume_scores_only_what_is_missing(synth, monkeypatch):
     summary = evaluate(**_cfg(synth, "mixture", f"near={synth / 'near'}", "oracle"))
     assert sorted(calls) == [("song0", ("oracle",)), ("song1", ("oracle",))]  # song2 stays excluded
     assert summary["stats"]["oracle"]["vocals"]["tracks"] == 2 and summary["stats"]["near"]["vocals"]["tracks"] == 2
+    # replaced estimates (same folder, new files) are scored again, not taken from the stored scores
+    calls.clear()
+    _write(synth / "near" / "song0" / "vocals.wav", 0.5 * sf.read(synth / "near" / "song0" / "vocals.wav", always_2d=True)[0].T)
+    evaluate(**_cfg(synth, "mixture", f"near={synth / 'near'}", "oracle"))
+    assert sorted(calls) == [("song0", ("near",)), ("song1", ("near",))]
 
 
 def test_model_system_and_museval_metric(synth, tiny_model_dir):

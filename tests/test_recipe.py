@@ -184,3 +184,20 @@ def test_stages_with_stop_after_equal_one_run(data, tmp_path):
 
     a, b = load_file(tmp_path / "one" / "last.safetensors"), load_file(tmp_path / "staged" / "last.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("recipe,said", [
+    ({"true_share": 0.4}, "'sources' must be a list"),
+    ({"sources": "abc"}, "'sources' must be a list"),
+    ({"true_share": "0.4", "sources": [{"name": "s", "layout": "stems", "path": "st", "true": 1}]}, "true_share must be a number"),
+    ({"sources": [{"name": "s", "layout": "stems", "path": 5, "true": 1}]}, "path must be a string or a list of strings"),
+    ({"sources": [{"name": "s", "layout": "stems", "path": "st", "true": 1, "max_seconds": "10"}]}, "max_seconds must be a number"),
+])
+def test_recipe_values_of_the_wrong_kind_are_one_line(recipe, said):
+    with pytest.raises(ConfigError, match=said):
+        Recipe.from_dict(recipe)
+
+
+def test_a_single_valid_name_is_one_track_not_its_letters():
+    r = Recipe.from_dict({"true_share": 1.0, "sources": [{"name": "s", "layout": "stems", "path": "st", "true": 1, "valid": "s3"}]})
+    assert r.sources[0].valid == ("s3",)

@@ -11,6 +11,7 @@ import pytest
 from safetensors.torch import load_file
 
 from vocalsep.checkpoint import load_checkpoint
+from vocalsep.errors import ConfigError
 from vocalsep.training import Augment, TrainConfig, fit
 from vocalsep.training.features import PatchSampler, load_cached
 from vocalsep.training.loop import make_preset
@@ -416,3 +417,13 @@ def test_item14_resume_of_a_damaged_or_finished_run(mir, tmp_path, capsys):
         assert main([*common, "--resume", "--steps", "4"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith(f"vocalsep: error: {out / 'state.pt'}: cannot resume from it") and "Traceback" not in err
+
+
+def test_settings_of_the_wrong_kind_and_unusable_init_weights(mir, tmp_path):
+    for bad, said in (({"warmup_steps": "abc"}, "warmup_steps must be a whole number"), ({"lr": "fast"}, "lr must be a number"),
+                      ({"valid_seconds": -1}, "valid_seconds must be > 0"), ({"threads": 0}, "threads must be >= 1")):
+        with pytest.raises(ConfigError, match=said):
+            TrainConfig(data=str(mir), out=str(tmp_path / "x"), steps=1, **bad)
+    r = train_cli("--data", mir, "--out", tmp_path / "new" / "run", "--steps", "1", "--init", tmp_path / "none.safetensors", *TINY)
+    assert r.returncode == 2 and "none.safetensors" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "new" / "run").exists()

@@ -244,10 +244,20 @@ class PairManifest:
             if not reader.fieldnames or not {"original", "instrumental"} <= set(reader.fieldnames):
                 raise ConfigError(f"{self.path}: a pair manifest needs 'original' and 'instrumental' columns")
             for i, row in enumerate(reader):
+                where = f"{self.path} line {reader.line_num}"
+                if not row.get("original") or not row.get("instrumental"):
+                    raise ConfigError(f"{where}: needs an original and an instrumental file")
                 orig = (base / row["original"]).resolve()
                 inst = (base / row["instrumental"]).resolve()
-                offset = float(row.get("offset") or 0.0)
-                gain = float(row.get("gain") or 1.0)
+                for f in (orig, inst):
+                    if not f.is_file():
+                        raise ConfigError(f"{where}: no such audio file {f}")
+                try:
+                    offset = float(row.get("offset") or 0.0)
+                    gain = float(row.get("gain") or 1.0)
+                except ValueError:
+                    raise ConfigError(f"{where}: offset and gain must be numbers "
+                                      f"(got {row.get('offset')!r} and {row.get('gain')!r})") from None
                 name = row.get("title") or track_name(orig)
                 group = row.get("group") or row.get("artist") or name
                 self.tracks.append(Track(f"{i:05d}-{name}", group, self._loader(orig, inst, offset, gain), None, "pair",

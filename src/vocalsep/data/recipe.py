@@ -52,9 +52,19 @@ class SourceSpec:
     max_seconds: float | None = None
 
     def __post_init__(self) -> None:
-        path = (self.path,) if isinstance(self.path, str) else tuple(self.path)
+        def texts(value, what: str) -> tuple[str, ...]:  # one string or a list of strings
+            items = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, (list, tuple)) else None
+            if items is None or not all(isinstance(v, str) for v in items):
+                raise ConfigError(f"recipe source {self.name!r}: {what} must be a string or a list of strings")
+            return items
+
+        if not isinstance(self.name, str) or not isinstance(self.layout, str):
+            raise ConfigError("recipe: a source's name and layout are strings")
+        path = texts(self.path, "path")
         object.__setattr__(self, "path", path)
-        object.__setattr__(self, "valid", tuple(self.valid))
+        object.__setattr__(self, "valid", texts(self.valid, "valid"))
+        if self.max_seconds is not None and (isinstance(self.max_seconds, bool) or not isinstance(self.max_seconds, (int, float))):
+            raise ConfigError(f"recipe source {self.name!r}: max_seconds must be a number of seconds")
         if not self.name or not path:
             raise ConfigError("recipe: every source needs a name and a path")
         if self.layout not in LAYOUTS:
@@ -96,8 +106,9 @@ class Recipe:
         if len(set(names)) != len(names):
             raise ConfigError("recipe: source names must be unique")
         for name in ("true_share", "pan", "swap_channels"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"recipe: {name} must be in [0, 1]")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"recipe: {name} must be a number in [0, 1]")
         if self.true_share > 0 and not any(s.true for s in self.sources):
             raise ConfigError("recipe: true_share > 0 needs a source with a 'true' weight")
         if self.true_share < 1 and not (any(s.vocals for s in self.sources) and any(s.accompaniment for s in self.sources)):
@@ -109,8 +120,10 @@ class Recipe:
         unknown = set(d) - known
         if unknown:
             raise ConfigError(f"recipe: unknown keys {sorted(unknown)}")
+        if not isinstance(d.get("sources"), list):
+            raise ConfigError("recipe: 'sources' must be a list of source objects")
         src_known = {f.name for f in dataclasses.fields(SourceSpec)}
-        for s in d.get("sources", []):
+        for s in d["sources"]:
             if not isinstance(s, dict):
                 raise ConfigError("recipe: each source is an object")
             bad = set(s) - src_known

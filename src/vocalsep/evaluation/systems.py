@@ -88,8 +88,13 @@ class SystemSpec:
             power = max(p.wiener_power for p in presets)
             return (f"model:{self.value}:sha256={h.hexdigest()[:16]}:{options}" + (f";preset-wiener={wiener}" if wiener else "")
                     + (f";preset-wiener-power={power:g}" if wiener and power != 1 else ""))
-        if self.kind == "estimates":
-            return f"estimates:{Path(self.value).resolve()}"
+        if self.kind == "estimates":  # its files' names, sizes and times: replaced stems are scored again
+            folder = Path(self.value).resolve()
+            h = hashlib.sha256()
+            for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+                st = f.stat()
+                h.update(f"{f.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+            return f"estimates:{folder}:files={h.hexdigest()[:16]}"
         if self.kind == "oracle":
             return f"oracle:{options}"
         return self.kind

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +97,7 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        _check_types(self)
         if isinstance(self.augment, dict):
             object.__setattr__(self, "augment", Augment(**self.augment))
         object.__setattr__(self, "valid_groups", tuple(self.valid_groups))
@@ -140,6 +142,10 @@ class TrainConfig:
             raise ConfigError("time_budget must be > 0 seconds")
         if not 0 <= self.valid_fraction < 1:
             raise ConfigError("valid_fraction must be in [0, 1)")
+        if self.valid_seconds is not None and not self.valid_seconds > 0:
+            raise ConfigError("valid_seconds must be > 0")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError("threads must be >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -158,6 +164,23 @@ class TrainConfig:
         if isinstance(d.get("augment"), dict):
             d["augment"] = Augment.from_dict(d["augment"])
         return cls(**d)
+
+
+_WHOLE = ("batch_size", "warmup_steps", "steps", "stop_after", "steps_per_epoch", "valid_every", "seed", "threads", "workers",
+          "patch_frames")
+_NUMBER = ("lr", "lr_min", "epochs", "time_budget", "valid_fraction", "valid_seconds", "dropout")
+_TEXT = ("dataset", "target", "preset", "target_rule", "loss", "precision", "device")
+_PATH = ("data", "out", "recipe", "init", "cache_dir")
+
+
+def _check_types(cfg: "TrainConfig") -> None:
+    """Each setting of the right kind (a --config file or a config.json may hold anything), as one line."""
+    for names, kinds, what in ((_WHOLE, (int,), "a whole number"), (_NUMBER, (int, float), "a number"), (_TEXT, (str,), "text"),
+                               (_PATH, (str, os.PathLike), "a path")):
+        for name in names:
+            v = getattr(cfg, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, kinds)):
+                raise ConfigError(f"{name} must be {what}, not {v!r}")
 
 
 def removed_settings(d: dict[str, Any]) -> dict[str, Any]:

@@ -245,10 +245,14 @@ class _Run:
 
         torch.manual_seed(cfg.seed)
         self.model = UNet(self.preset.unet).to(self.dev)
-        self.init_path = resolve_init(cfg.init, cfg.target) if cfg.init else None
         self.resuming = bool(cfg.resume and self.state_path.exists())
-        if self.init_path and not self.resuming:
-            load_initial_weights(self.model, self.init_path, self.preset)
+        try:
+            self.init_path = resolve_init(cfg.init, cfg.target) if cfg.init else None
+            if self.init_path and not self.resuming:
+                load_initial_weights(self.model, self.init_path, self.preset)
+        except BaseException:  # weights that cannot be used leave no empty --out folder either
+            remove_empty(made)
+            raise
         self.optimiser = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.step, self.best, self.train_seconds = 0, -math.inf, 0.0
         self.initial = init_facts(self.init_path) if self.init_path and dist.rank == 0 and not self.resuming else None

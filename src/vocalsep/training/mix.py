@@ -31,6 +31,7 @@ from .._atomic import publish, temp_beside
 from ..config import Preset
 from ..data.datasets import Track
 from ..data.recipe import POOLS, Recipe, SourceTracks, open_source
+from ..errors import ConfigError
 from ..spectral import STFT, SpleeterSTFT
 from ..stems import STEMS
 
@@ -163,9 +164,9 @@ class MixSampler:
             if weights:
                 self.pools[pool] = (names, np.array(weights) / sum(weights), members)
         if recipe.true_share > 0 and "true" not in self.pools:
-            raise ValueError("the recipe's 'true' sources hold no training track with both stems")
+            raise ConfigError("the recipe's 'true' sources hold no training track with both stems (are they all held out for validation?)")
         if recipe.true_share < 1 and not set(STEMS) <= set(self.pools):
-            raise ValueError("the recipe's remix pools hold no training tracks")
+            raise ConfigError("the recipe's remix pools hold no training tracks")
         self.total_samples = int(sum(t.samples for ts in tracks.values() for t in ts))
 
     # -- drawing
