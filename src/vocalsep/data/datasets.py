@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import logging
 import os
 import re
 from collections import defaultdict
@@ -36,6 +37,8 @@ import numpy as np
 
 from ..audio import AUDIO_EXTENSIONS, load, resample, track_name
 from ..errors import ConfigError, VocalsepError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -155,6 +158,8 @@ class StemFolders:
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
+        if not self.root.is_dir():
+            raise ConfigError(f"{self.root}: no such folder" if not self.root.exists() else f"{self.root}: not a folder of stem folders")
         self.tracks = []
         for d in sorted(p for p in self.root.rglob("*") if p.is_dir()):
             files = {f.stem.lower(): f for f in d.iterdir() if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS}
@@ -165,6 +170,7 @@ class StemFolders:
             elif all(k in files for k in ("drums", "bass", "other")):
                 acc_parts = [files["drums"], files["bass"], files["other"]]
             else:
+                log.warning("%s: a vocals file without accompaniment (or drums, bass and other): not a track", d)
                 continue
             rel = d.relative_to(self.root).as_posix()
             mix = files.get("mixture")

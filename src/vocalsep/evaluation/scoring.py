@@ -163,6 +163,13 @@ class TrackScorer:
                 scores[s]["nsdr"] = scores[s]["sdr"] - mix_scores[s]["sdr"]
         bad = [s for s in STEMS if not math.isfinite(scores[s]["sdr"]) or not math.isfinite(scores[s]["nsdr"])]
         if bad:
-            return {"status": "undefined", "reason": f"the {bad[0]} score is undefined (every museval window silent)", "targets": scores}
+            b = bad[0]
+            if scores[b]["sdr"] == math.inf:
+                why = f"the {b} estimate equals its reference: its SDR is infinite"
+            elif self.cfg.metric == "museval":
+                why = f"the {b} score is undefined (every museval window silent)"
+            else:
+                why = f"the {b} score is undefined"
+            return {"status": "undefined", "reason": why, "targets": scores}
         return {"status": "scored", "reason": "", "targets": scores}
 
