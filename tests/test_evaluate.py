@@ -287,3 +287,13 @@ def test_what_the_outputs_ask_for_is_checked_before_scoring(synth, capsys):
         assert not (synth / "out").exists()  # nothing scored, nothing written
     assert main([*base, "--out", str(synth / "afile")]) == 2
     assert "afile is a file, not a folder" in capsys.readouterr().err
+
+
+def test_stems_of_different_lengths_fail_their_track(synth, capsys):
+    """A vocals file much shorter than its accompaniment (a wrong or cut file) is not scored on the shortest."""
+    _write(synth / "data" / "song0" / "vocals.wav", 0.3 * np.ones((2, int(0.3 * RATE))))
+    argv = ["evaluate", "--data", str(synth / "data"), "--system", "oracle", "--out", str(synth / "out"), "--rate", str(RATE), "-j", "1", "-q"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "song0: its stems differ in length (vocals 0.3 s, accompaniment 1.5 s)" in err, err
+    assert json.loads((synth / "out" / "tracks" / "song1.json").read_text())["systems"]["oracle"]["status"] == "scored"

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import AUDIO_EXTENSIONS, load, resample, track_name
-from ..errors import ConfigError, VocalsepError
+from ..errors import AudioError, ConfigError, VocalsepError
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,9 @@ def _fit1(x: np.ndarray, n: int) -> np.ndarray:
     return x[:n] if x.size >= n else np.pad(x, (0, n - x.size), mode="edge" if x.size else "constant")
 
 
+MAX_LENGTH_MISMATCH = 1.0  # seconds the stems of one track may differ in length
+
+
 class StemFolders:
     """``TRACK/{mixture,vocals,accompaniment}.EXT`` folders, or MUSDB18-HQ folders."""
 
@@ -189,17 +192,22 @@ class StemFolders:
                 if sra != sr:
                     a = resample(a, sra, sr)
                 acc = a if acc is None else _sum_aligned(acc, a)
-            n = min(v.shape[1], acc.shape[1])
+            lengths = [v.shape[1], acc.shape[1]]
+            n = min(lengths)
             v, acc = v[:, :n], acc[:, :n]
             if mixture is not None:
                 m, srm = load(mixture)
                 if srm != sr:
                     m = resample(m, srm, sr)
+                lengths.append(m.shape[1])
                 m = m[:, :n]
                 if m.shape[1] < n:
                     v, acc = v[:, : m.shape[1]], acc[:, : m.shape[1]]
             else:
                 m = v + acc
+            if max(lengths) - min(lengths) > MAX_LENGTH_MISMATCH * sr:  # a wrong or cut file, not an encoder's padding
+                said = ", ".join(f"{k} {n / sr:.1f} s" for k, n in zip(("vocals", "accompaniment", "mixture"), lengths))
+                raise AudioError(vocals.parent, f"its stems differ in length ({said}): one of them is the wrong file or cut short")
             return {k: _at_rate(x, sr, rate) for k, x in (("mixture", m), ("vocals", v), ("accompaniment", acc))}
 
         return load_track
